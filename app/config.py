@@ -1,0 +1,105 @@
+"""All settings come from LOUPE_* environment variables (one pydantic-settings class).
+
+`make run` (app/standalone.py) fills in the embedded defaults — database, redis, secret
+key, model directories — before any process reads these settings.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOUPE_", extra="ignore")
+
+    environment: str = "development"  # development | production
+    var_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Where stations and the CLI reach the web app; the status URL is built from it.
+    public_url: str = ""
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/loupe"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = ""
+
+    # Object store: a local directory unless an S3 bucket is configured.
+    storage_dir: Path | None = None
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_prefix: str = "photos/"
+
+    # Uploads
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_photos_per_inspection: int = 8
+
+    # Models and serving
+    detector_uri: str = ""
+    classifier_uri: str = ""
+    demo_models: bool = False  # set by `make run` when it built tiny random models
+    serve_url: str = "http://127.0.0.1:8001/inspection"
+    serve_port: int = 8001
+    inference_timeout_s: float = 60.0
+    inference_max_retries: int = 5
+    inference_retry_backoff_s: float = 2.0
+    detector_max_regions: int = 20
+    classifier_language: str = "en"
+
+    # Routing policy (DESIGN.md defaults from the field report)
+    detector_threshold: float = Field(0.25, ge=0.0, le=1.0)
+    threshold_high: float = Field(0.95, ge=0.0, le=1.0)
+    threshold_low: float = Field(0.70, ge=0.0, le=1.0)
+    audit_rate: float = Field(0.02, ge=0.0, le=1.0)
+    # JSON: {"hole": {"*": "reject"}} overrides the default (severity -> verdict) table.
+    decision_overrides: str = "{}"
+
+    # Review queue
+    lease_seconds: int = 300
+    review_sla_seconds: int = 4 * 3600
+
+    # Outbox relay, and the sweeper that re-dispatches items stuck before routing
+    outbox_poll_s: float = 0.25
+    stuck_after_s: int = 1800
+
+    @field_validator("threshold_low")
+    @classmethod
+    def _low_below_high(cls, v: float, info):  # type: ignore[no-untyped-def]
+        high = info.data.get("threshold_high", 0.95)
+        if v > high:
+            raise ValueError("LOUPE_THRESHOLD_LOW must not exceed LOUPE_THRESHOLD_HIGH")
+        return v
+
+    def check_secrets(self) -> None:
+        """Refuse to run in production with a placeholder secret."""
+        if self.environment == "production" and self.secret_key in PLACEHOLDER_SECRETS:
+            raise RuntimeError("LOUPE_SECRET_KEY must be set to a real secret in production")
+
+    @property
+    def photo_dir(self) -> Path:
+        return self.storage_dir or (self.var_dir / "photos")
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+def redis_client_url(url: str) -> str:
+    """redis-py's spelling of a URL that Celery/kombu spell `redis+socket://PATH`."""
+    if url.startswith("redis+socket://"):
+        return "unix://" + url.removeprefix("redis+socket://")
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

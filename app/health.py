@@ -1,0 +1,80 @@
+"""GET /healthz: is every part of the system up? 200 only when all of them are.
+
+Open without login so that probes and `make run` can call it; it names parts, never
+addresses or secrets.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import redis
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.config import get_settings, redis_client_url
+from app.db import get_engine
+
+router = APIRouter(tags=["health"])
+TIMEOUT_S = 2.0
+
+
+def _database() -> str:
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return "ok"
+
+
+def _redis() -> str:
+    client = redis.Redis.from_url(
+        redis_client_url(get_settings().redis_url), socket_timeout=TIMEOUT_S
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "ok"
+
+
+def _serve() -> str:
+    from models.serve.client import ping
+
+    if not ping(get_settings().serve_url, timeout=TIMEOUT_S):
+        raise RuntimeError("the Serve app does not answer")
+    return "ok"
+
+
+def _worker() -> str:
+    from workers.celery_app import celery
+
+    replies = celery.control.ping(timeout=1.0)
+    if not replies:
+        raise RuntimeError("no Celery worker answered")
+    return f"{len(replies)} worker(s)"
+
+
+CHECKS = {"database": _database, "redis": _redis, "serve": _serve, "worker": _worker}
+
+
+def check_all() -> dict[str, dict[str, Any]]:
+    def run(check):  # type: ignore[no-untyped-def]
+        try:
+            return {"ok": True, "detail": check()}
+        except Exception as exc:
+            return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+
+    with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
+        futures = {name: pool.submit(run, check) for name, check in CHECKS.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+@router.get("/healthz")
+def healthz() -> JSONResponse:
+    parts = check_all()
+    healthy = all(p["ok"] for p in parts.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "parts": parts},
+        status_code=200 if healthy else 503,
+    )

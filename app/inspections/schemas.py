@@ -1,0 +1,100 @@
+"""What the station API returns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from app.inspections.tables import Inspection
+
+
+class Created(BaseModel):
+    id: uuid.UUID
+    status: str
+    status_url: str
+
+
+class BoxOut(BaseModel):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class RegionOut(BaseModel):
+    photo: int  # the photo's position in the upload, from 0
+    box: BoxOut
+    detector_score: float
+    defect_type: str
+    severity: str
+    confidence: float
+    reason: str
+
+
+class PhotoOut(BaseModel):
+    position: int
+    view: str | None
+    width: int
+    height: int
+    content_hash: str
+
+
+class InspectionOut(BaseModel):
+    id: uuid.UUID
+    station: str
+    external_id: str | None
+    status: str  # queued | inferring | routed
+    route: str | None  # auto_pass | auto_reject | review
+    route_reason: str | None
+    verdict: str | None  # pass | reject, once the models or a human decided
+    confidence: float | None
+    detector_version: str | None
+    classifier_version: str | None
+    prompt_version: str | None
+    created_at: datetime
+    routed_at: datetime | None
+    photos: list[PhotoOut]
+    regions: list[RegionOut]
+
+    @classmethod
+    def of(cls, inspection: Inspection) -> InspectionOut:
+        positions = {p.id: p.position for p in inspection.photos}
+        return cls(
+            id=inspection.id,
+            station=inspection.station,
+            external_id=inspection.external_id,
+            status=inspection.status,
+            route=inspection.route,
+            route_reason=inspection.route_reason,
+            verdict=inspection.verdict,
+            confidence=inspection.confidence,
+            detector_version=inspection.detector_version,
+            classifier_version=inspection.classifier_version,
+            prompt_version=inspection.prompt_version,
+            created_at=inspection.created_at,
+            routed_at=inspection.routed_at,
+            photos=[
+                PhotoOut(
+                    position=p.position,
+                    view=p.view,
+                    width=p.width,
+                    height=p.height,
+                    content_hash=p.content_hash,
+                )
+                for p in inspection.photos
+            ],
+            regions=[
+                RegionOut(
+                    photo=positions[r.photo_id],
+                    box=BoxOut(x1=r.x1, y1=r.y1, x2=r.x2, y2=r.y2),
+                    detector_score=r.detector_score,
+                    defect_type=r.defect_type,
+                    severity=r.severity,
+                    confidence=r.confidence,
+                    reason=r.reason,
+                )
+                for r in inspection.regions
+            ],
+        )

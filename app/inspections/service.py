@@ -1,0 +1,108 @@
+"""Accepting an inspection: photos into the object store, rows and outbox in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from app.inspections.tables import Inspection, Outbox, Photo
+from app.inspections.validation import CheckedImage
+from app.storage import ObjectStore
+
+RUN_INFERENCE = "loupe.run_inference"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    inspection: Inspection
+    created: bool  # False when an idempotent repeat returned the existing inspection
+
+
+def photo_key(image: CheckedImage) -> str:
+    """Content-addressed key: the same photo is stored once, whoever sends it."""
+    h = image.content_hash
+    return f"{h[:2]}/{h}.{image.extension}"
+
+
+def find_existing(
+    *, session: Session, station: str, external_id: str | None, idempotency_key: str | None
+) -> Inspection | None:
+    """The inspection this station already sent under the same key or external id."""
+    conditions = []
+    if external_id:
+        conditions.append(Inspection.external_id == external_id)
+    if idempotency_key:
+        conditions.append(Inspection.idempotency_key == idempotency_key)
+    if not conditions:
+        return None
+    return session.scalar(
+        select(Inspection).where(Inspection.station == station, or_(*conditions)).limit(1)
+    )
+
+
+def accept(
+    *,
+    session: Session,
+    store: ObjectStore,
+    station: str,
+    images: list[CheckedImage],
+    views: list[str | None],
+    external_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Accepted:
+    """Store the photos, then commit the inspection, its photos and an outbox row together."""
+    existing = find_existing(
+        session=session, station=station, external_id=external_id, idempotency_key=idempotency_key
+    )
+    if existing is not None:
+        return Accepted(existing, created=False)
+    # Photos go to the store first: a failed commit leaves only an unreferenced,
+    # content-addressed object, never a row that points at nothing.
+    for image in images:
+        store.put(photo_key(image), image.data, image.content_type)
+    inspection = Inspection(
+        id=uuid.uuid4(), station=station, external_id=external_id, idempotency_key=idempotency_key
+    )
+    inspection.photos = [
+        Photo(
+            position=i,
+            view=view,
+            object_key=photo_key(image),
+            content_hash=image.content_hash,
+            content_type=image.content_type,
+            size_bytes=len(image.data),
+            width=image.width,
+            height=image.height,
+        )
+        for i, (image, view) in enumerate(zip(images, views, strict=True))
+    ]
+    session.add(inspection)
+    session.add(Outbox(task=RUN_INFERENCE, payload={"inspection_id": str(inspection.id)}))
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer with its inspection.
+        session.rollback()
+        existing = find_existing(
+            session=session,
+            station=station,
+            external_id=external_id,
+            idempotency_key=idempotency_key,
+        )
+        if existing is None:
+            raise
+        return Accepted(existing, created=False)
+    return Accepted(inspection, created=True)
+
+
+def get(*, session: Session, inspection_id: uuid.UUID) -> Inspection | None:
+    """An inspection with its photos and regions loaded."""
+    return session.scalar(
+        select(Inspection)
+        .where(Inspection.id == inspection_id)
+        .options(selectinload(Inspection.photos), selectinload(Inspection.regions))
+    )

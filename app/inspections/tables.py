@@ -1,0 +1,147 @@
+"""An inspection is one garment; it has one or more photos, and each region belongs to one photo."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, utcnow
+
+STATUSES = ("queued", "inferring", "routed")
+ROUTES = ("auto_pass", "auto_reject", "review")
+
+
+class Inspection(Base):
+    __tablename__ = "inspection"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint(f"route IS NULL OR route IN {ROUTES}", name="route"),
+        CheckConstraint("verdict IS NULL OR verdict IN ('pass', 'reject')", name="verdict"),
+        # Idempotency: a station never creates two inspections for one key or external id.
+        Index(
+            "inspection_station_external_id_key",
+            "station",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
+        ),
+        Index(
+            "inspection_unrouted_idx",
+            "status_changed_at",
+            postgresql_where=text("status <> 'routed'"),
+        ),
+        Index(
+            "inspection_station_idempotency_key_key",
+            "station",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    station: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    route: Mapped[str | None] = mapped_column(String(20))
+    route_reason: Mapped[str | None] = mapped_column(String(50))
+    # The item's verdict: from the automatic route, or from the latest human decision.
+    verdict: Mapped[str | None] = mapped_column(String(10))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    is_audit: Mapped[bool] = mapped_column(default=False)
+    detector_version: Mapped[str | None] = mapped_column(String(200))
+    classifier_version: Mapped[str | None] = mapped_column(String(200))
+    prompt_version: Mapped[str | None] = mapped_column(String(50))
+    inference_error: Mapped[str | None] = mapped_column(Text)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the status last moved: the sweeper re-dispatches items stuck for too long.
+    status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    photos: Mapped[list[Photo]] = relationship(
+        back_populates="inspection", order_by="Photo.position", cascade="all, delete-orphan"
+    )
+    regions: Mapped[list[Region]] = relationship(
+        back_populates="inspection", order_by="Region.id", cascade="all, delete-orphan"
+    )
+
+
+class Photo(Base):
+    __tablename__ = "photo"
+    __table_args__ = (UniqueConstraint("inspection_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    inspection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("inspection.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    view: Mapped[str | None] = mapped_column(String(50))  # front, back, detail, ...
+    object_key: Mapped[str] = mapped_column(String(300))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    inspection: Mapped[Inspection] = relationship(back_populates="photos")
+
+
+class Region(Base):
+    __tablename__ = "region"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    inspection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("inspection.id", ondelete="CASCADE"), index=True
+    )
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photo.id", ondelete="CASCADE"), index=True)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    detector_score: Mapped[float] = mapped_column(Float)
+    defect_type: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # Distributions over types and severities, exception checks: the reviewer's evidence.
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    inspection: Mapped[Inspection] = relationship(back_populates="regions")
+    photo: Mapped[Photo] = relationship()
+
+
+class Outbox(Base):
+    """Messages committed with the rows that caused them; a relay delivers them to Celery."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("outbox_pending_idx", "id", postgresql_where=text("sent_at IS NULL")),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    task: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,103 @@
+"""The station API: thin HTTP adapters over app.inspections.service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, HTTPException, Request, Response, UploadFile
+
+from app.auth.deps import StationDep
+from app.config import get_settings
+from app.db import SessionDep
+from app.inspections import service
+from app.inspections.schemas import Created, InspectionOut
+from app.inspections.validation import CheckedImage, InvalidImage, check_image
+from app.storage import get_store
+
+router = APIRouter(prefix="/api/v1", tags=["inspections"])
+
+MAX_TEXT = 200
+
+
+def _text_field(name: str, value: str | None) -> str | None:
+    value = (value or "").strip() or None
+    if value is not None and len(value) > MAX_TEXT:
+        raise HTTPException(400, f"{name} is longer than {MAX_TEXT} characters")
+    return value
+
+
+async def _read_images(images: list[UploadFile]) -> list[CheckedImage]:
+    settings = get_settings()
+    if len(images) > settings.max_photos_per_inspection:
+        raise HTTPException(
+            400, f"{len(images)} images sent; at most {settings.max_photos_per_inspection} allowed"
+        )
+    checked = []
+    for upload in images:
+        # Read one byte past the limit, so an oversized file is refused without reading it all.
+        data = await upload.read(settings.max_upload_bytes + 1)
+        try:
+            checked.append(
+                check_image(
+                    data,
+                    filename=upload.filename or "image",
+                    max_bytes=settings.max_upload_bytes,
+                    max_pixels=settings.max_image_pixels,
+                )
+            )
+        except InvalidImage as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
+    return checked
+
+
+@router.post("/inspections", status_code=201, response_model=Created)
+async def create_inspection(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    station_from_token: StationDep,
+    image: Annotated[list[UploadFile] | None, File(description="one or more photos")] = None,
+    view: Annotated[
+        list[str] | None, Form(description="front, back, detail; one per image")
+    ] = None,
+    external_id: Annotated[str | None, Form()] = None,
+    station: Annotated[str | None, Form()] = None,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Created:
+    """Accept a garment's photos for inspection (201), or return the existing one (200)."""
+    if not image:
+        raise HTTPException(400, "no image: send the photo as a multipart file field named 'image'")
+    views = [_text_field("view", v) for v in (view or [])]
+    if views and len(views) != len(image):
+        raise HTTPException(400, f"{len(views)} view values for {len(image)} images; send one each")
+    checked = await _read_images(image)
+    accepted = service.accept(
+        session=session,
+        store=get_store(),
+        # A token belongs to one station; the form field may name a camera under it.
+        station=_text_field("station", station) or station_from_token,
+        images=checked,
+        views=views or [None] * len(checked),
+        external_id=_text_field("external_id", external_id),
+        idempotency_key=_text_field("Idempotency-Key", idempotency_key),
+    )
+    if not accepted.created:
+        response.status_code = 200
+    inspection = accepted.inspection
+    return Created(
+        id=inspection.id,
+        status=inspection.status,
+        status_url=str(request.url_for("get_inspection", inspection_id=inspection.id)),
+    )
+
+
+@router.get("/inspections/{inspection_id}", response_model=InspectionOut)
+def get_inspection(
+    inspection_id: uuid.UUID, session: SessionDep, station: StationDep
+) -> InspectionOut:
+    """The state, route and regions of one inspection."""
+    inspection = service.get(session=session, inspection_id=inspection_id)
+    if inspection is None:
+        raise HTTPException(404, f"no inspection {inspection_id}")
+    return InspectionOut.of(inspection)

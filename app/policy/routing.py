@@ -1,0 +1,148 @@
+"""The routing policy: which items the models decide and which go to an inspector.
+
+Pure: plain values in, a Route out, no I/O. DESIGN.md gives the defaults (0.25 / 0.95 /
+0.70, from the field report).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+Verdict = Literal["pass", "reject"]
+RouteKind = Literal["auto_pass", "auto_reject", "review"]
+
+SEVERITY_ORDER = ("minor", "moderate", "severe")
+NOT_A_DEFECT = "normal"
+
+# Default (severity -> verdict): minor passes, moderate and severe are rejected.
+DEFAULT_SEVERITY_VERDICTS: dict[str, Verdict] = {
+    "minor": "pass",
+    "moderate": "reject",
+    "severe": "reject",
+}
+
+
+@dataclass(frozen=True)
+class DecisionTable:
+    """(defect type, severity) -> verdict. Overrides per type, '*' for every severity."""
+
+    by_severity: dict[str, Verdict] = field(default_factory=lambda: dict(DEFAULT_SEVERITY_VERDICTS))
+    overrides: dict[str, dict[str, Verdict]] = field(default_factory=dict)
+
+    def verdict(self, defect_type: str, severity: str) -> Verdict:
+        override = self.overrides.get(defect_type, {})
+        if severity in override:
+            return override[severity]
+        if "*" in override:
+            return override["*"]
+        if defect_type == NOT_A_DEFECT:
+            return "pass"
+        # An unknown severity is treated as the worst: never pass what we cannot read.
+        return self.by_severity.get(severity, "reject")
+
+    @classmethod
+    def from_json(cls, overrides_json: str) -> DecisionTable:
+        """Parse LOUPE_DECISION_OVERRIDES, e.g. '{"hole": {"*": "reject"}}'."""
+        raw = json.loads(overrides_json or "{}")
+        if not isinstance(raw, dict):
+            raise ValueError("decision overrides must be a JSON object of defect type -> table")
+        overrides: dict[str, dict[str, Verdict]] = {}
+        for defect_type, table in raw.items():
+            if not isinstance(table, dict):
+                raise ValueError(f"decision override for {defect_type!r} must be an object")
+            for severity, verdict in table.items():
+                if verdict not in ("pass", "reject"):
+                    raise ValueError(f"verdict for {defect_type}/{severity} must be pass or reject")
+            overrides[str(defect_type)] = dict(table)
+        return cls(overrides=overrides)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    detector: float = 0.25
+    high: float = 0.95
+    low: float = 0.70
+    audit_rate: float = 0.02
+
+
+@dataclass(frozen=True)
+class RegionScore:
+    """What the policy needs to know about one region."""
+
+    detector_score: float
+    type_probability: float
+    defect_type: str
+    severity: str
+
+    @property
+    def confidence(self) -> float:
+        return region_confidence(self.detector_score, self.type_probability)
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: RouteKind
+    reason: str  # no_defect | confident | uncertain | likely_false_alarm | inference_unavailable
+    confidence: float | None
+    verdict: Verdict | None  # the automatic verdict; None while a human has to decide
+    severity: str | None = None  # the worst severity among the regions that matter
+    is_audit: bool = False
+
+
+def region_confidence(detector_score: float, type_probability: float) -> float:
+    """How sure the models are about one region.
+
+    The product treats the two as independent checks that must both be right: the box
+    is a real defect (detector) and its type is the named one (classifier). A geometric
+    or arithmetic mean would let one confident model hide the other's doubt, and the
+    point of the threshold is that an automatic decision needs both to be sure.
+    """
+    return max(0.0, min(1.0, detector_score * type_probability))
+
+
+def _worst_severity(regions: list[RegionScore]) -> str | None:
+    ranked = [r.severity for r in regions if r.severity in SEVERITY_ORDER]
+    return max(ranked, key=SEVERITY_ORDER.index) if ranked else None
+
+
+def route(
+    regions: list[RegionScore] | None,
+    thresholds: Thresholds,
+    table: DecisionTable,
+    audit_draw: float,
+) -> Route:
+    """Route one item from all of its photos' regions.
+
+    `regions` is None when inference failed: the item then goes to review, never to an
+    automatic pass. `audit_draw` is a number in [0, 1); below the audit rate an automatic
+    route is also sent to review as an audit sample.
+    """
+    if regions is None:
+        return Route("review", "inference_unavailable", None, None)
+    found = [r for r in regions if r.detector_score >= thresholds.detector]
+    auto = _automatic_route(found, thresholds, table)
+    if auto.kind != "review" and audit_draw < thresholds.audit_rate:
+        return Route("review", auto.reason, auto.confidence, None, auto.severity, is_audit=True)
+    return auto
+
+
+def _automatic_route(found: list[RegionScore], t: Thresholds, table: DecisionTable) -> Route:
+    if not found:
+        return Route("auto_pass", "no_defect", None, "pass")
+    confidence = max(r.confidence for r in found)
+    sure = [r for r in found if r.confidence >= t.high]
+    unsure = [r for r in found if t.low <= r.confidence < t.high]
+    # A confident reject decides the item whatever else is on it.
+    rejects = [r for r in sure if table.verdict(r.defect_type, r.severity) == "reject"]
+    if rejects:
+        return Route("auto_reject", "confident", confidence, "reject", _worst_severity(rejects))
+    # Otherwise any region in the uncertain band needs a human, even when another region
+    # is confidently fine: a sure "minor stain" must not auto-pass a doubtful hole.
+    if unsure:
+        band = max(r.confidence for r in unsure)
+        return Route("review", "uncertain", band, None, _worst_severity(unsure))
+    if sure:
+        return Route("auto_pass", "confident", confidence, "pass", _worst_severity(sure))
+    return Route("auto_pass", "likely_false_alarm", confidence, "pass", None)

@@ -1,0 +1,105 @@
+"""The object store for photos: a local directory by default, S3 (boto3) when configured.
+
+Keys are content hashes, so writing the same photo twice is harmless and idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from app.config import Settings, get_settings
+
+
+class ObjectNotFound(KeyError):
+    pass
+
+
+class ObjectStore(Protocol):
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def ping(self) -> bool: ...
+
+
+class LocalStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"object key escapes the store: {key!r}")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a crash never leaves a half-written photo under its key.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+
+    def ping(self) -> bool:
+        return self.root.is_dir()
+
+
+class S3Store:
+    def __init__(self, *, bucket: str, client: object, prefix: str = "") -> None:
+        self.bucket = bucket
+        self.client = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Store:
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url or None,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id or None,
+            aws_secret_access_key=settings.s3_secret_access_key or None,
+        )
+        return cls(bucket=settings.s3_bucket, client=client, prefix=settings.s3_prefix)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.client.put_object(  # type: ignore[attr-defined]
+            Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type
+        )
+
+    def get(self, key: str) -> bytes:
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)  # type: ignore[attr-defined]
+        except self.client.exceptions.NoSuchKey as exc:  # type: ignore[attr-defined]
+            raise ObjectNotFound(key) from exc
+        return obj["Body"].read()
+
+    def ping(self) -> bool:
+        self.client.head_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+        return True
+
+
+def make_store(settings: Settings) -> ObjectStore:
+    if settings.s3_bucket:
+        return S3Store.from_settings(settings)
+    return LocalStore(settings.photo_dir)
+
+
+@lru_cache
+def get_store() -> ObjectStore:
+    return make_store(get_settings())

