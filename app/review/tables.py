@@ -35,6 +35,12 @@ class ReviewTask(Base):
             "created_at",
             postgresql_where=text("decided_at IS NULL"),
         ),
+        # "Does this inspector already hold a task?" on every page load.
+        Index(
+            "review_task_lease_owner_idx",
+            "lease_owner_id",
+            postgresql_where=text("decided_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -1,8 +1,8 @@
 """initial inspection loop
 
-Revision ID: d1a4d4078076
+Revision ID: eaeb3de233ac
 Revises:
-Create Date: 2026-11-21 06:31:51.478535+00:00
+Create Date: 2026-11-21 06:41:30.774196+00:00
 
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
-revision: str = "d1a4d4078076"
+revision: str = "eaeb3de233ac"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -170,6 +170,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("inspection_id", name=op.f("review_task_inspection_id_key")),
     )
     op.create_index(
+        "review_task_lease_owner_idx",
+        "review_task",
+        ["lease_owner_id"],
+        unique=False,
+        postgresql_where=sa.text("decided_at IS NULL"),
+    )
+    op.create_index(
         "review_task_open_idx",
         "review_task",
         ["confidence", sa.literal_column("severity_rank DESC"), "created_at"],
@@ -243,6 +250,11 @@ def downgrade() -> None:
     op.drop_table("decision")
     op.drop_index(
         "review_task_open_idx",
+        table_name="review_task",
+        postgresql_where=sa.text("decided_at IS NULL"),
+    )
+    op.drop_index(
+        "review_task_lease_owner_idx",
         table_name="review_task",
         postgresql_where=sa.text("decided_at IS NULL"),
     )

@@ -1,0 +1,266 @@
+"""The web app: settings checks, sessions, templates, error pages and the routers of each area.
+
+`uvicorn app.web:create_app --factory` serves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth.deps import (
+    SESSION_COOKIE,
+    CurrentUser,
+    LoginRequired,
+    csrf_token,
+    is_api,
+    is_htmx,
+    login_url,
+    verify_csrf,
+)
+from app.auth.tables import User
+from app.config import Settings, get_settings
+from app.db import SessionDep
+from app.i18n import label, languages, negotiate, translator
+from app.inspections.tables import Photo
+from app.storage import ObjectNotFound, get_store
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+# An inspector's working day: the cookie is renewed on every response, so this is idle time.
+SESSION_MAX_AGE_S = 12 * 3600
+REVIEWER_ROLES = ("inspector", "lead", "admin")
+
+# Autoescape everything: regions carry model-written text, which is untrusted input.
+templates = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+)
+
+
+def language_for(request: Request, user: User | None = None) -> str:
+    """The user's saved language, else the one picked this session, else the browser's."""
+    if user is not None and user.language:
+        return user.language
+    picked = request.session.get("language")
+    return picked if picked in languages() else negotiate(request.headers.get("accept-language"))
+
+
+def _page_context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
+    user = context.get("user")
+    lang = language_for(request, user)
+    query = request.url.query
+    return {
+        "request": request,
+        "user": user,
+        "lang": lang,
+        "languages": languages(),
+        "t": translator(lang),
+        "label": lambda group, value: label(lang, group, value),
+        "csrf_token": csrf_token(request),
+        "demo_models": get_settings().demo_models,
+        "current_path": request.url.path + (f"?{query}" if query else ""),
+        **context,
+    }
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    block: str | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The whole page, or only its named `block` when HTMX asks for a fragment."""
+    ctx = _page_context(request, context or {})
+    page = templates.get_template(template)
+    if block is not None and is_htmx(request):
+        html = "".join(page.blocks[block](page.new_context(ctx)))
+    else:
+        html = page.render(ctx)
+    response = HTMLResponse(html, status_code=status_code, headers=headers)
+    # The same URL answers with a page or a fragment; caches must keep them apart.
+    response.headers.append("Vary", "HX-Request")
+    return response
+
+
+# --- pages that belong to no single area --------------------------------------------------
+
+pages = APIRouter(tags=["pages"])
+
+
+@pages.get("/", name="home")
+def home(request: Request, user: CurrentUser) -> Response:
+    """Reviewers go straight to their queue; other roles see what is there for them."""
+    if user.role in REVIEWER_ROLES:
+        return RedirectResponse("/review", status_code=303)
+    return render(request, "home.html", {"user": user})
+
+
+@pages.get("/photos/{photo_id}", name="photo")
+def photo(photo_id: int, session: SessionDep, user: CurrentUser) -> Response:
+    """A photo's bytes from the object store, for any logged-in user."""
+    row = session.get(Photo, photo_id)
+    if row is None:
+        raise HTTPException(404, "no such photo")
+    try:
+        data = get_store().get(row.object_key)
+    except ObjectNotFound as exc:
+        raise HTTPException(404, "the photo's file is missing from the object store") from exc
+    # Only raster images go out under their own type; anything else (SVG can carry script)
+    # is served as a download.
+    raster = row.content_type.startswith("image/") and "svg" not in row.content_type
+    return Response(
+        data,
+        media_type=row.content_type if raster else "application/octet-stream",
+        headers={
+            # Object keys are content hashes and photo rows never change.
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _login_redirect(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    target = login_url(exc.next_url)
+    if is_htmx(request):
+        # htmx would follow a 303 inside the XHR and swap the login form into a fragment.
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+def _error_page(request: Request, status_code: int) -> Response:
+    t = translator(language_for(request))
+    messages = {
+        400: t("error.bad_request"),
+        403: t("error.forbidden"),
+        404: t("error.not_found"),
+    }
+    message = messages.get(status_code) or t("error.generic")
+    # htmx does not swap error responses; reloading the page shows the error, or recovers
+    # when a stale fragment (an old CSRF token, a lost session) caused it.
+    headers = {"HX-Refresh": "true"} if is_htmx(request) else None
+    return render(
+        request, "error.html", {"message": message}, status_code=status_code, headers=headers
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if is_api(request) or exc.status_code < 400:
+        return await http_exception_handler(request, exc)
+    return _error_page(request, exc.status_code)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if is_api(request):
+        return await request_validation_exception_handler(request, exc)
+    return _error_page(request, 400)
+
+
+# --- the app --------------------------------------------------------------------------------
+
+
+class SecurityHeaders:
+    """Headers that make injected markup inert even if escaping were ever missed."""
+
+    HEADERS = (
+        (
+            b"content-security-policy",
+            b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+            b"form-action 'self'; frame-ancestors 'none'",
+        ),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+    )
+
+    # FastAPI's API docs load Swagger UI and ReDoc from a CDN.
+    EXEMPT_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in self.HEADERS if k not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def session_secret(settings: Settings) -> str:
+    """The key that signs session cookies; only development may run without one."""
+    if settings.secret_key:
+        return settings.secret_key
+    if settings.environment != "development":
+        raise RuntimeError(f"LOUPE_SECRET_KEY must be set (environment={settings.environment})")
+    log.warning("LOUPE_SECRET_KEY is empty: using a throwaway key; sessions end on restart")
+    return secrets.token_urlsafe(32)
+
+
+def create_app() -> FastAPI:
+    """Build the web app from the current settings."""
+    # Imported here: the area views import `render` from this module.
+    from app.auth.views import router as auth_router
+    from app.health import router as health_router
+    from app.inspections.views import router as inspections_router
+    from app.review.views import router as review_router
+
+    settings = get_settings()
+    settings.check_secrets()
+    app = FastAPI(title="Loupe", dependencies=[Depends(verify_csrf)])
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE_S,
+        same_site="lax",
+        https_only=settings.environment == "production",
+    )
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(LoginRequired, _login_redirect)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in (health_router, inspections_router, auth_router, review_router, pages):
+        app.include_router(router)
+    return app

@@ -1,0 +1,109 @@
+"""Rows for the review-queue and review-page tests: users and inspections queued for review."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.auth.tables import User
+from app.db import utcnow
+from app.inspections.tables import Inspection, Photo, Region
+from app.review.service import create_review_task
+from app.review.tables import ReviewTask
+
+
+def make_user(session: Session, role: str = "inspector", name: str | None = None) -> User:
+    """A user without a usable password (the service tests never log in)."""
+    user = User(username=name or f"{role}-{uuid.uuid4().hex[:8]}", password_hash="!", role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def make_review_item(
+    session: Session,
+    *,
+    confidence: float = 0.8,
+    severity: str = "moderate",
+    reason: str = "uncertain",
+    is_audit: bool = False,
+    created_at: datetime | None = None,
+    region_reason: str = "A brown mark on the sleeve.",
+    photo_key: str | None = None,
+    photo_size: tuple[int, int] = (320, 240),
+    photos: int = 1,
+    regions_per_photo: int = 1,
+) -> ReviewTask:
+    """An inspection routed to review, with its photos and regions, and its queued task."""
+    created_at = created_at or utcnow()
+    inspection = Inspection(
+        station="dock-1",
+        status="routed",
+        route="review",
+        route_reason=reason,
+        confidence=confidence,
+        is_audit=is_audit,
+        created_at=created_at,
+    )
+    for position in range(photos):
+        key = photo_key or hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+        inspection.photos.append(_photo(key, position, photo_size))
+    session.add(inspection)
+    session.flush()
+    for photo in inspection.photos:
+        for i in range(regions_per_photo):
+            box = (10.0 + 40 * i, 20.0, 110.0 + 40 * i, 90.0)
+            session.add(_region(inspection, photo, box, severity, confidence, region_reason))
+    task = create_review_task(
+        session=session,
+        inspection_id=inspection.id,
+        reason=reason,
+        confidence=confidence,
+        severity=severity,
+        is_audit=is_audit,
+        sla_seconds=3600,
+        now=created_at,
+    )
+    session.commit()
+    return task
+
+
+def _photo(key: str, position: int, size: tuple[int, int]) -> Photo:
+    views = ("front", "back", "detail")
+    return Photo(
+        position=position,
+        view=views[position % len(views)],
+        object_key=key,
+        content_hash=key,
+        content_type="image/png",
+        size_bytes=1,
+        width=size[0],
+        height=size[1],
+    )
+
+
+def _region(
+    inspection: Inspection,
+    photo: Photo,
+    box: tuple[float, float, float, float],
+    severity: str,
+    confidence: float,
+    reason: str,
+) -> Region:
+    x1, y1, x2, y2 = box
+    return Region(
+        inspection_id=inspection.id,
+        photo_id=photo.id,
+        x1=x1,
+        y1=y1,
+        x2=x2,
+        y2=y2,
+        detector_score=0.9,
+        defect_type="stain",
+        severity=severity,
+        confidence=confidence,
+        reason=reason,
+    )

@@ -1,0 +1,117 @@
+"""The station API on a real PostgreSQL: validation, idempotency, one transaction."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.auth.service import create_station_token
+from app.db import get_session
+from app.inspections.tables import Inspection, Outbox, Photo
+from tests.support import garment_photo, reset_caches
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api(db_session, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOUPE_STORAGE_DIR", str(tmp_path / "photos"))
+    monkeypatch.setenv("LOUPE_MAX_UPLOAD_BYTES", "2000000")
+    monkeypatch.setenv("LOUPE_SECRET_KEY", "test-secret-key")
+    reset_caches()
+    from app.web import create_app
+
+    app = create_app()
+    app.dependency_overrides[get_session] = lambda: db_session
+    token = create_station_token(session=db_session, station="dock-3")
+    client = TestClient(app)
+    client.headers["Authorization"] = f"Bearer {token}"
+    yield client
+    reset_caches()
+
+
+def count(session, table) -> int:
+    return session.scalar(select(func.count()).select_from(table))
+
+
+def upload(client, *photos: bytes, **form):
+    files = [("image", (f"p{i}.png", data, "image/png")) for i, data in enumerate(photos)]
+    return client.post("/api/v1/inspections", files=files, data=form)
+
+
+def test_upload_commits_inspection_photo_and_outbox_together(api, db_session, tmp_path):
+    response = upload(api, garment_photo(), external_id="RMA-1")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["status_url"].endswith(f"/api/v1/inspections/{body['id']}")
+    photo = db_session.scalar(select(Photo))
+    assert (photo.width, photo.height) == (320, 240)
+    assert (tmp_path / "photos" / photo.object_key).read_bytes() == garment_photo()
+    outbox = db_session.scalar(select(Outbox))
+    assert outbox.payload == {"inspection_id": body["id"]} and outbox.sent_at is None
+
+    status = api.get(body["status_url"]).json()
+    assert (status["status"], status["route"], status["regions"]) == ("queued", None, [])
+    assert status["external_id"] == "RMA-1" and status["station"] == "dock-3"
+
+
+def test_several_photos_with_views(api, db_session):
+    response = upload(api, garment_photo(seed=1), garment_photo(seed=2), view=["front", "back"])
+    assert response.status_code == 201, response.text
+    photos = db_session.scalars(select(Photo).order_by(Photo.position)).all()
+    assert [p.view for p in photos] == ["front", "back"]
+
+
+def test_same_external_id_or_idempotency_key_returns_the_existing_inspection(api, db_session):
+    first = upload(api, garment_photo(), external_id="RMA-7")
+    again = upload(api, garment_photo(seed=3), external_id="RMA-7")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+
+    key = {"Idempotency-Key": "abc-123"}
+    files = [("image", ("a.png", garment_photo(), "image/png"))]
+    one = api.post("/api/v1/inspections", files=files, headers=key)
+    two = api.post("/api/v1/inspections", files=files, headers=key)
+    assert (one.status_code, two.status_code) == (201, 200)
+    assert one.json()["id"] == two.json()["id"]
+    assert count(db_session, Inspection) == 2
+    assert count(db_session, Outbox) == 2
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "words"),
+    [
+        ([("image", ("x.jpg", b"hello, I am text", "image/jpeg"))], 415, "not an image"),
+        ([("image", ("x.png", b"", "image/png"))], 400, "empty"),
+        ([("image", ("x.png", garment_photo()[:300], "image/png"))], 400, "truncated"),
+        ([("image", ("x.png", b"\x89PNG" + b"0" * 2_000_001, "image/png"))], 413, "limit"),
+        ([("photo", ("x.png", garment_photo(), "image/png"))], 400, "'image'"),
+        ([], 400, "'image'"),
+    ],
+)
+def test_bad_uploads_get_a_clear_4xx_and_create_nothing(api, db_session, files, status, words):
+    response = api.post("/api/v1/inspections", files=files or None, data={"station": "x"})
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+    assert count(db_session, Inspection) == 0
+    assert count(db_session, Outbox) == 0
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer wrong-token", "Basic abc", "Bearer "])
+def test_a_missing_or_wrong_token_is_refused(api, db_session, auth):
+    headers = {"Authorization": auth} if auth else {}
+    if auth is None:
+        del api.headers["Authorization"]
+    files = [("image", ("a.png", garment_photo(), "image/png"))]
+    response = api.post("/api/v1/inspections", files=files, headers=headers)
+    assert response.status_code == 401
+    assert "token" in response.json()["detail"]
+    assert count(db_session, Inspection) == 0
+
+
+def test_unknown_inspection_is_404(api):
+    response = api.get("/api/v1/inspections/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+    assert api.get("/api/v1/inspections/not-a-uuid").status_code == 422
