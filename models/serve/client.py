@@ -1,0 +1,76 @@
+"""HTTP client for the inspection app, used by the Celery worker.
+
+Imports no torch, transformers or ray: the worker must stay light. Every way the call
+can fail surfaces as `InferenceUnavailable`, which the worker routes to human review.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+
+from models.contracts import InferenceResult, InferenceUnavailable
+
+
+class HttpInferenceClient:
+    """Implements `InferenceClient` over the app's JSON API."""
+
+    def __init__(
+        self, url: str, timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=timeout_s, transport=transport)
+
+    def infer(self, *, inspection_id: str, photos: list[bytes]) -> InferenceResult:
+        body = {
+            "inspection_id": inspection_id,
+            "photos": [base64.b64encode(photo).decode("ascii") for photo in photos],
+        }
+        try:
+            response = self._client.post(self.url, json=body)
+        except httpx.TimeoutException as exc:
+            raise InferenceUnavailable(f"inference at {self.url} timed out: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise InferenceUnavailable(f"inference at {self.url} unreachable: {exc}") from exc
+        if not response.is_success:
+            raise InferenceUnavailable(
+                f"inference at {self.url} answered {response.status_code}: "
+                f"{_error_message(response)}"
+            )
+        try:
+            return InferenceResult.from_dict(response.json())
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InferenceUnavailable(
+                f"inference at {self.url} sent a malformed result: {exc!r}"
+            ) from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpInferenceClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def ping(url: str, timeout: float = 2.0, transport: httpx.BaseTransport | None = None) -> bool:
+    """True when the app answers its health check with status ok."""
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client:
+            response = client.get(url)
+        return response.is_success and response.json().get("status") == "ok"
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        data: Any = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"])[:200]
+    return response.text[:200]
