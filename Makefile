@@ -1,0 +1,30 @@
+# Loupe: `make run` starts the whole system on this machine, `make test` runs every test.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch goes in first and constraints.txt pins it for the second install: any resolve that
+# admits a newer torch pulls a CUDA build of several GB. The stamp makes repeat runs instant.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: install
+	$(BIN)/loupe run
+
+# The whole suite: unit, integration (real Postgres, Redis, Ray Serve, S3) and e2e (browser).
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .

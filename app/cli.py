@@ -1,0 +1,274 @@
+"""The `loupe` command: run the whole system, send images, manage users and station tokens.
+
+Other areas add their commands to `main` (or a subgroup) here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app.auth.tables import LANGUAGES, ROLES
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+UPLOAD_PATH = "/api/v1/inspections"
+
+var_dir_option = click.option(
+    "--var-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="LOUPE_VAR_DIR",
+    default="var",
+    show_default=True,
+    help="Where `loupe run` keeps its data (LOUPE_VAR_DIR).",
+)
+
+
+@click.group()
+def main() -> None:
+    """Loupe: human-in-the-loop defect inspection for returned apparel."""
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM and SIGINT stop the stack the way Ctrl-C does
+
+
+@main.command()
+@var_dir_option
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for /healthz.")
+def run(var_dir: Path, timeout: float) -> None:
+    """Start everything on this machine: Postgres, Redis, Ray Serve, Celery, relay, web.
+
+    LOUPE_DATABASE_URL / LOUPE_REDIS_URL point it at running servers instead of the
+    embedded ones; LOUPE_DETECTOR_URI / LOUPE_CLASSIFIER_URI at real models instead of
+    tiny random ones. Ctrl-C stops it; data stays under the var directory.
+    """
+    from app.standalone import Stack, StackError, StackOptions
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # which ones ran
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then never
+    # raises KeyboardInterrupt, so `kill -INT` would leave the stack running.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    stack = Stack(StackOptions(var_dir=var_dir, startup_timeout_s=timeout))
+    exit_code = 0
+    try:
+        stack.start()
+        _print_welcome(stack)
+        name, code = stack.wait()
+        click.secho(f"{name} exited with code {code}; stopping Loupe", fg="red", err=True)
+        exit_code = 1
+    except StackError as exc:
+        click.secho(f"Loupe did not start: {exc}", fg="red", err=True)
+        exit_code = 1
+    except KeyboardInterrupt:
+        click.echo("Stopping Loupe ...", err=True)
+    finally:
+        # A second Ctrl-C must not cut the shutdown short and leave servers behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    raise SystemExit(exit_code)
+
+
+def _print_welcome(stack: Any) -> None:
+    click.secho(f"Loupe is running at {stack.base_url}", fg="green", bold=True)
+    path = stack.credentials_path
+    if stack.first_run and stack.credentials:
+        click.echo(f"First run: these accounts were created (saved in {path}):")
+        for name, user in stack.credentials["users"].items():
+            click.echo(f"  {name:<10} role {user['role']:<10} password {user['password']}")
+        station, token = stack.credentials["station"], stack.credentials["station_token"]
+        click.echo(f"  station token for {station}: {token}")
+    elif stack.credentials:
+        click.echo(f"Credentials of the first run: {path}")
+    else:
+        click.echo("The database already had users; add more with `loupe users create`.")
+    click.echo("Press Ctrl-C to stop.")
+
+
+# --- ingest -------------------------------------------------------------------------------
+
+
+def _local_credentials(var_dir: Path) -> dict[str, Any]:
+    path = var_dir / "credentials.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _image_files(paths: tuple[Path, ...]) -> Iterator[tuple[Path, str]]:
+    """(file, external id) for every image under the paths, folders recursively.
+
+    The external id is the path relative to the current directory, or to the argument's
+    parent for files outside it, so re-sending a folder finds the same inspections.
+    """
+    cwd = Path.cwd()
+    for arg in paths:
+        arg = arg.resolve()
+        found = [arg] if arg.is_file() else sorted(p for p in arg.rglob("*") if p.is_file())
+        for file in found:
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            base = cwd if file.is_relative_to(cwd) else arg.parent
+            yield file, file.relative_to(base).as_posix()
+
+
+def _error_message(response: Any) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        detail = response.text
+    text = detail if isinstance(detail, str) else json.dumps(detail)
+    return f"HTTP {response.status_code}: {text}"
+
+
+def _upload(client: Any, file: Path, external_id: str, form: dict[str, str]) -> str:
+    """Send one image; returns 'created', 'present', or raises RuntimeError with the reason."""
+    import httpx
+
+    content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    try:
+        with file.open("rb") as fh:
+            response = client.post(
+                UPLOAD_PATH,
+                files={"image": (file.name, fh, content_type)},
+                data={"external_id": external_id, **form},
+            )
+    except httpx.HTTPError as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
+    if response.status_code == 201:
+        return "created"
+    if response.status_code == 200:
+        return "present"
+    raise RuntimeError(_error_message(response))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--url", help="The web app's address (default: from var/credentials.json).")
+@click.option("--token", envvar="LOUPE_STATION_TOKEN", help="Station token (LOUPE_STATION_TOKEN).")
+@click.option("--station", help="Station name, when the token does not imply it.")
+@click.option("--view", help="Which view every photo shows: front, back, detail, ...")
+@var_dir_option
+def ingest(
+    paths: tuple[Path, ...],
+    url: str | None,
+    token: str | None,
+    station: str | None,
+    view: str | None,
+    var_dir: Path,
+) -> None:
+    """Upload every image under PATHS (jpg, png, webp, bmp, tif; folders recursively)."""
+    import httpx
+    from tqdm import tqdm
+
+    local = _local_credentials(var_dir)
+    url = (url or local.get("url") or "http://127.0.0.1:8000").rstrip("/")
+    token = token or local.get("station_token")
+    if not token:
+        raise click.UsageError("no station token: pass --token, or run `loupe run` once")
+    files = list(_image_files(paths))
+    if not files:
+        raise click.UsageError("no image files found")
+    form = {k: v for k, v in {"station": station, "view": view}.items() if v}
+    counts = {"created": 0, "present": 0}
+    failures: list[tuple[str, str]] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=120.0) as client:
+        for file, external_id in tqdm(files, unit="image", desc="ingest"):
+            try:
+                counts[_upload(client, file, external_id, form)] += 1
+            except RuntimeError as exc:
+                failures.append((external_id, str(exc)))
+    click.echo(
+        f"created {counts['created']}, already present {counts['present']}, failed {len(failures)}"
+    )
+    for external_id, reason in failures:
+        click.echo(f"  failed {external_id}: {reason}", err=True)
+    if failures:
+        raise SystemExit(1)
+
+
+# --- users and station tokens ---------------------------------------------------------------
+
+
+@contextmanager
+def _session(var_dir: Path) -> Iterator[Any]:
+    """A session on LOUPE_DATABASE_URL, or on the embedded database of a running `loupe run`."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+    from sqlalchemy.pool import NullPool
+
+    from app.embedded import running_embedded_url
+
+    url = os.environ.get("LOUPE_DATABASE_URL") or running_embedded_url(
+        var_dir.resolve() / "postgres", "loupe"
+    )
+    if not url:
+        raise click.ClickException("no database: set LOUPE_DATABASE_URL or start `loupe run`")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@main.group()
+def users() -> None:
+    """People who log in."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--language", default="en", show_default=True, type=click.Choice(LANGUAGES))
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@var_dir_option
+def create_user(username: str, role: str, language: str, password: str, var_dir: Path) -> None:
+    """Create a user who logs in with USERNAME."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.auth import service
+
+    with _session(var_dir) as session:
+        try:
+            service.create_user(
+                session=session, username=username, password=password, role=role,
+                language=language,
+            )  # fmt: skip
+            session.commit()
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except IntegrityError as exc:
+            raise click.ClickException(f"user {username!r} exists already") from exc
+    click.echo(f"created {role} {username}")
+
+
+@main.group()
+def tokens() -> None:
+    """Tokens that camera stations send as `Authorization: Bearer ...`."""
+
+
+@tokens.command("create")
+@click.argument("station")
+@var_dir_option
+def create_token(station: str, var_dir: Path) -> None:
+    """Create a token for STATION and print it (it is shown only this once)."""
+    from app.auth import service
+
+    with _session(var_dir) as session:
+        token = service.create_station_token(session=session, station=station)
+        session.commit()
+    click.echo(token)
