@@ -74,7 +74,10 @@ def test_inspector_decides_an_uploaded_item_in_the_browser(live_stack, browser):
     item_section = page.locator("#review-item.review-item")
     item_section.wait_for()
     assert page.locator("svg rect").count() >= 1, "the model's boxes are drawn on the photo"
-    assert page.locator("img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    photo_url = page.locator("svg.photo-frame image").get_attribute("href")
+    photo = page.request.get(f"{live_stack.base_url}{photo_url}")  # with the session cookie
+    assert photo.ok and photo.headers["content-type"] == "image/png"
+    assert photo.body() == garment_photo(seed=7)
     assert page.get_by_text("Demo models", exact=False).count() >= 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review-en.png"), full_page=True)

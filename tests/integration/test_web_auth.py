@@ -137,7 +137,7 @@ def test_login_review_and_decide_end_to_end(client, db_session):
     page = client.get("/review")
     assert page.status_code == 200
     photo_id = first.inspection.photos[0].id
-    assert f'src="/photos/{photo_id}"' in page.text
+    assert f'href="/photos/{photo_id}"' in page.text
     assert 'viewBox="0 0 320 240"' in page.text
     assert "A brown mark on the sleeve." in page.text and "72%" in page.text
 
