@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,6 +20,8 @@ def reset_caches() -> None:
     from app.db import get_engine, session_factory
     from app.storage import get_store
 
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()  # close its connections before forgetting it
     get_settings.cache_clear()
     get_engine.cache_clear()
     session_factory.cache_clear()
@@ -28,6 +31,12 @@ def reset_caches() -> None:
     except ImportError:  # the worker package may not import in a pure unit run
         return
     get_client.cache_clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def garment_photo(size: tuple[int, int] = (320, 240), seed: int = 0, fmt: str = "PNG") -> bytes:

@@ -93,7 +93,7 @@ def test_inspector_decides_an_uploaded_item_in_the_browser(live_stack, browser):
     with engine.connect() as conn:
         row = conn.execute(
             text(
-                'SELECT d.verdict, u.username, i.verdict, d.created_at FROM decision d '
+                "SELECT d.verdict, u.username, i.verdict, d.created_at FROM decision d "
                 'JOIN "user" u ON u.id = d.user_id JOIN inspection i ON i.id = d.inspection_id '
                 "WHERE i.external_id = 'RMA-E2E-1'"
             )
