@@ -1,0 +1,112 @@
+"""The retraining trigger, the evaluation gate and the A/B analysis, with hand-computed cases."""
+
+import math
+
+import pytest
+
+from app.policy.ab import AbRules, Arm, analyse, two_proportion_z
+from app.policy.promotion import GateRules, gate
+from app.policy.retrain import (
+    DatasetRules,
+    TriggerInput,
+    TriggerRules,
+    dataset_problems,
+    should_retrain,
+)
+
+RULES = TriggerRules()
+
+
+@pytest.mark.parametrize(
+    ("data", "fires", "words"),
+    [
+        (TriggerInput(999, 100, 14), False, []),
+        (TriggerInput(1000, 100, 0), True, ["1000 new verified samples"]),
+        (TriggerInput(10, 100, 15), True, ["disagreement 15.0% of 100 reviews"]),
+        (TriggerInput(10, 0, 0), False, []),  # no reviews: no rate, no trigger
+        (TriggerInput(10, 100, 1, {"stain": 0.69}, {"stain": 20}), True, ["stain precision 0.69"]),
+        (TriggerInput(10, 100, 1, {"stain": 0.10}, {"stain": 19}), False, []),  # too few
+        (TriggerInput(10, 100, 1, {"stain": 0.70}, {"stain": 50}), False, []),
+    ],
+)
+def test_trigger(data, fires, words):
+    decision = should_retrain(data, RULES)
+    assert decision.retrain is fires
+    assert len(decision.reasons) == len(words)
+    for reason, expected in zip(decision.reasons, words, strict=True):
+        assert expected in reason
+
+
+def test_every_fired_trigger_is_reported():
+    decision = should_retrain(TriggerInput(5000, 10, 5, {"hole": 0.5}, {"hole": 30}), RULES)
+    assert len(decision.reasons) == 3
+
+
+def test_dataset_refusals_name_the_problem():
+    rules = DatasetRules(min_samples=100, min_per_class=5)
+    counts = {"stain": 80, "hole": 3}
+    problems = dataset_problems(counts, 90, ["stain", "hole", "tear"], rules)
+    assert problems == [
+        "only 90 samples; at least 100 needed",
+        "class hole has 3 examples; at least 5 needed",
+        "class tear has no examples",
+    ]
+    assert dataset_problems({"stain": 5}, 100, ["stain"], rules) == []
+
+
+def test_gate_passes_a_good_candidate_and_reports_every_check():
+    result = gate(
+        {"map50": 0.90, "precision": 0.85, "map50_95": 0.50, "recall": 0.80},
+        {"map50": 0.91, "precision": 0.86, "map50_95": 0.50, "recall": 0.81},
+        GateRules(),
+    )
+    assert result.passed
+    assert len(result.reasons) == 6 and all(r.startswith("pass") for r in result.reasons)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "failing"),
+    [
+        ({"map50": 0.84, "precision": 0.9}, None, "map50 0.8400 (minimum 0.85)"),
+        ({"map50": 0.9, "precision": 0.79}, None, "precision 0.7900"),
+        ({"map50": 0.9}, None, "precision missing"),
+        # 0.03 worse than the champion is a regression even above the minimum
+        ({"map50": 0.90, "precision": 0.9}, {"map50": 0.93}, "map50 0.9000 vs champion 0.9300"),
+        ({"map50": 0.9, "precision": 0.9, "recall": 0.5}, {"recall": 0.6}, "recall 0.5000"),
+    ],
+)
+def test_gate_failures(candidate, champion, failing):
+    result = gate(candidate, champion, GateRules())
+    assert not result.passed
+    assert any(r.startswith("FAIL") and failing in r for r in result.reasons)
+
+
+def test_regression_allows_exactly_the_tolerance():
+    assert gate({"map50": 0.90, "precision": 0.9}, {"map50": 0.92}, GateRules()).passed
+
+
+def test_two_proportion_z_by_hand():
+    # 80/100 vs 90/100: pooled 0.85, se = sqrt(.85*.15*(2/100)) = 0.050498
+    z, p = two_proportion_z(Arm(80, 100), Arm(90, 100))
+    assert z == pytest.approx(0.10 / math.sqrt(0.85 * 0.15 * 0.02))
+    assert z == pytest.approx(1.980295, abs=1e-5)
+    assert p == pytest.approx(0.047675, abs=1e-5)
+    assert two_proportion_z(Arm(10, 10), Arm(20, 20)) == (0.0, 1.0)
+
+
+AB = AbRules(alpha=0.05, min_samples_per_arm=100, duration_days=7)
+
+
+@pytest.mark.parametrize(
+    ("champion", "challenger", "days", "decision"),
+    [
+        (Arm(40, 50), Arm(45, 50), 1.0, "continue"),  # too few and too early
+        (Arm(800, 1000), Arm(900, 1000), 1.0, "promote"),  # enough samples: stop early
+        (Arm(900, 1000), Arm(800, 1000), 1.0, "rollback"),  # significantly worse
+        (Arm(850, 1000), Arm(860, 1000), 2.0, "rollback"),  # not shown better
+        (Arm(40, 50), Arm(49, 50), 7.0, "promote"),  # duration over: decide on what we have
+        (Arm(40, 50), Arm(0, 0), 8.0, "rollback"),  # an arm without samples
+    ],
+)
+def test_ab_decisions(champion, challenger, days, decision):
+    assert analyse(champion, challenger, days, AB).decision == decision
