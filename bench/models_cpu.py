@@ -1,37 +1,58 @@
-"""CPU throughput of the tiny models: detector images/s and classifier crops/s.
+"""The inspection pipeline with tiny models on CPU: model throughput, and what Ray Serve and
+Celery add over a direct in-process call, measured in one run.
 
-    python bench/models_cpu.py [--images 16] [--crops 8] [--dir var/bench-models]
+    python bench/models_cpu.py [--requests 30] [--dir var/bench-models]
 
-The tiny models have random weights, so the figures measure the code path (processors,
-batching, choice scoring, generation), not a real model's cost; the true-size GPU bench
-is separate.
+The tiny models have random weights, so model figures measure the code path (processors,
+batched two-step scoring, generation), not a real model's cost: bench/models_gpu.py does
+the true-size models. The overhead part sends the same requests (one 320x240 photo, one
+region) three ways and compares medians:
+
+  in-process   models.pipeline with the models loaded in this process
+  Ray Serve    HTTP -> ingress -> detector and classifier deployments (models.serve)
+  + Celery     a Celery task (Redis broker and result) that makes the same HTTP call
+
+Ray gives each replica one torch thread; the in-process run is pinned to one too, so the
+difference is plumbing, not arithmetic. `@serve.batch` waits up to batch_wait_timeout_s
+for more requests before running a batch that is not full; that wait is measured apart
+(0 and the production 10 ms), because it is a latency the operator trades for batching.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
-from PIL import Image, ImageDraw
 
-from models.classifier import QwenClassifier
-from models.detector import RTDetrDetector
-from models.tiny import build_tiny_classifier, build_tiny_detector
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models import pipeline  # noqa: E402
+from models.classifier import QwenClassifier  # noqa: E402
+from models.detector import RTDetrDetector  # noqa: E402
+from models.tiny import build_tiny_classifier, build_tiny_detector  # noqa: E402
+from tests.support import free_port, garment_photo  # noqa: E402
 
 T = TypeVar("T")
+REDIS = "redis://127.0.0.1:6379/14"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=30, help="per way, for the overhead")
+    parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--crops", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None, help="where to keep the tiny models")
     args = parser.parse_args()
     if args.dir:
@@ -42,49 +63,165 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, root: Path) -> None:
-    print(f"torch threads: {torch.get_num_threads()}, models in {root}")
     detector_dir = _timed("build tiny detector", lambda: build_tiny_detector(root / "det"))
     classifier_dir = _timed("build tiny classifier", lambda: build_tiny_classifier(root / "cls"))
-    detector = _timed("load detector", lambda: RTDetrDetector(detector_dir, threshold=0.0))
-    classifier = _timed("load classifier", lambda: QwenClassifier(classifier_dir))
-
-    photos = [_photo((1280, 960), seed) for seed in range(args.images)]
-    _throughput(
-        "detector, batch of 1",
-        len(photos),
-        args.repeats,
-        lambda: [detector.detect([photo]) for photo in photos],
-        unit="images",
-    )
-    _throughput(
-        f"detector, batch of {len(photos)}",
-        len(photos),
-        args.repeats,
-        lambda: detector.detect(photos),
-        unit="images",
-    )
-    crops = [_photo((224, 160), seed) for seed in range(args.crops)]
-    _throughput(
-        "classifier, type+severity",
-        len(crops),
-        args.repeats,
-        lambda: classifier.classify(crops, with_reason=False),
-        unit="crops",
-    )
-    _throughput(
-        "classifier, type+severity+reason",
-        len(crops),
-        args.repeats,
-        lambda: classifier.classify(crops),
-        unit="crops",
-    )
+    torch.set_num_threads(1)  # as each Serve replica has
+    detector = _timed("load detector", lambda: RTDetrDetector.load(detector_dir, max_regions=1))
+    classifier = _timed("load classifier", lambda: QwenClassifier.load(classifier_dir))
+    print(f"\ntorch threads: {torch.get_num_threads()}")
+    model_throughput(args, detector, classifier)
+    detector.threshold = 0.0  # every request then has exactly one region to classify
+    photos = [garment_photo(seed=seed) for seed in range(args.requests)]
+    report(overhead(detector, classifier, detector_dir, classifier_dir, photos))
 
 
-def _photo(size: tuple[int, int], seed: int) -> Image.Image:
-    image = Image.new("RGB", size, (60 + seed * 7 % 100, 80, 120))
-    x, y = size[0] * (seed % 5) // 6, size[1] * (seed % 3) // 4
-    ImageDraw.Draw(image).ellipse((x, y, x + size[0] // 8, y + size[1] // 8), fill=(130, 90, 40))
-    return image
+def model_throughput(
+    args: argparse.Namespace, detector: RTDetrDetector, classifier: QwenClassifier
+) -> None:
+    images = [
+        pipeline.decode_all([garment_photo((1280, 960), seed=s)])[0] for s in range(args.images)
+    ]
+    crops = [pipeline.decode_all([garment_photo((224, 160), seed=s)])[0] for s in range(args.crops)]
+    _throughput("detector, batch of 1", len(images), lambda: [detector.detect([i]) for i in images])
+    _throughput(f"detector, batch of {len(images)}", len(images), lambda: detector.detect(images))
+    _throughput("classifier, step 1 + 2, one by one", len(crops),
+                lambda: [classifier.classify([c]) for c in crops])  # fmt: skip
+    _throughput(f"classifier, step 1 + 2, batch of {len(crops)}", len(crops),
+                lambda: classifier.classify(crops))  # fmt: skip
+    labels = [("stain", "minor", "stain")] * len(crops)
+    _throughput(f"classifier, reasons, batch of {len(crops)}", len(crops),
+                lambda: classifier.explain(crops, labels, "en"))  # fmt: skip
+
+
+def overhead(
+    detector: RTDetrDetector, classifier: QwenClassifier, detector_dir: Path,
+    classifier_dir: Path, photos: list[bytes],
+) -> dict[str, list[float]]:  # fmt: skip
+    """Latencies of the same requests made three ways, interleaved request by request so
+    that other load on the machine weighs on every way alike."""
+    from models.serve import runner
+    from models.serve.client import HttpInferenceClient
+
+    loop = asyncio.new_event_loop()  # one loop, as a long-running process would have
+    models, options = pipeline.in_process(detector, classifier), pipeline.PipelineOptions()
+    settings = {"detector_dir": detector_dir, "classifier_dir": classifier_dir}
+    settings.update(detector_threshold=0.0, max_regions=1, batch_wait_timeout_s=0.0)
+    measured: dict[str, list[float]] = {}
+    try:
+        url = _timed("start Ray Serve", lambda: runner.start(port=free_port(), **settings))
+        client = HttpInferenceClient(url, timeout_s=120)
+        with celery_task(url) as through_celery:
+            ways = {
+                "in-process": lambda p: loop.run_until_complete(
+                    pipeline.inspect([p], models, options, "champion")
+                ),
+                "Ray Serve": lambda p: client.infer(inspection_id="bench", photos=[p]),
+                "Ray Serve + Celery": through_celery,
+            }
+            measured |= _interleaved(ways, photos, suffix="")
+            runner.deploy(**{**settings, "batch_wait_timeout_s": 0.01})  # user_config only
+            del ways["Ray Serve + Celery"]
+            measured |= _interleaved(ways, photos, suffix=", 10 ms batch wait")
+    finally:
+        runner.stop()
+        loop.close()
+    return measured
+
+
+def _interleaved(
+    ways: dict[str, Callable[[bytes], Any]], photos: list[bytes], suffix: str
+) -> dict[str, list[float]]:
+    """Wall-clock ms per way; for calls that return a result, also the ms the pipeline
+    itself measured (under "<way> (inside)"), which splits the added time into hops."""
+    for call in ways.values():
+        call(photos[0])  # warm-up
+    latencies: dict[str, list[float]] = {}
+    for photo in photos:
+        for name, call in ways.items():
+            started = time.perf_counter()
+            result = call(photo)
+            latencies.setdefault(name + suffix, []).append((time.perf_counter() - started) * 1000)
+            if hasattr(result, "timings"):
+                latencies.setdefault(f"{name} (inside){suffix}", []).append(
+                    result.timings["total_ms"]
+                )
+    return latencies
+
+
+def _b64(photo: bytes) -> str:
+    return base64.b64encode(photo).decode()
+
+
+# The worker runs in a process of its own, as in production, so that it does not share a
+# GIL with the in-process measurement.
+_WORKER = """
+import base64, sys
+from celery import Celery
+from models.serve.client import HttpInferenceClient
+app = Celery("bench", broker=sys.argv[1], backend=sys.argv[1])
+client = HttpInferenceClient(sys.argv[2], timeout_s=120)
+
+@app.task(name="bench.infer")
+def infer(photo_b64):
+    photos = [base64.b64decode(photo_b64)]
+    return len(client.infer(inspection_id="bench", photos=photos).regions)
+
+app.worker_main(["worker", "--pool=solo", "--loglevel=WARNING", "--without-mingle",
+                 "--without-gossip", "--without-heartbeat"])
+"""
+
+
+@contextmanager
+def celery_task(url: str) -> Iterator[Callable[[bytes], Any]]:
+    """A Celery task (Redis broker and results) that makes the worker's HTTP call."""
+    from celery import Celery
+
+    broker = _redis_url()
+    root = Path(__file__).resolve().parents[1]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, broker, url], cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    app = Celery("bench", broker=broker, backend=broker)
+    try:
+        call = lambda photo: app.send_task("bench.infer", args=[_b64(photo)]).get(timeout=120)  # noqa: E731
+        yield call
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def _redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=1).ping()
+        return REDIS
+    except (redis.RedisError, OSError):
+        from app.embedded import EmbeddedRedis
+
+        server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")))
+        return server.start()  # stopped by the OS when this process exits
+
+
+def report(measured: dict[str, list[float]]) -> None:
+    median = {name: statistics.median(values) for name, values in measured.items()}
+    for suffix in ("", ", 10 ms batch wait"):
+        base = median["in-process" + suffix]
+        title = "one photo, one region" + suffix
+        print(f"\n{title:<44} {'median ms':>9} {'added':>7} {'ratio':>6}")
+        for name in ("in-process", "Ray Serve", "Ray Serve + Celery"):
+            if name + suffix in median:
+                value = median[name + suffix]
+                print(f"{name:<44} {value:9.1f} {value - base:7.1f} {value / base:6.2f}")
+        # Where Serve's time goes: the ingress's own total vs the HTTP round trip.
+        inside = median["Ray Serve (inside)" + suffix] - median["in-process (inside)" + suffix]
+        hops = median["Ray Serve" + suffix] - median["Ray Serve (inside)" + suffix]
+        print(f"  of which: handles and replicas {inside:.1f} ms, HTTP and proxy {hops:.1f} ms")
+    serve = median["Ray Serve"] - median["in-process"]
+    celery = median["Ray Serve + Celery"] - median["Ray Serve"]
+    print(f"\nadded per request: Ray Serve {serve:.1f} ms, Celery {celery:.1f} ms more, "
+          f"{serve + celery:.1f} ms in all (target: under 5 ms)")  # fmt: skip
 
 
 def _timed(label: str, action: Callable[[], T]) -> T:
@@ -94,9 +231,7 @@ def _timed(label: str, action: Callable[[], T]) -> T:
     return result
 
 
-def _throughput(
-    label: str, count: int, repeats: int, action: Callable[[], object], unit: str
-) -> None:
+def _throughput(label: str, count: int, action: Callable[[], object], repeats: int = 3) -> None:
     action()  # warm-up: first calls allocate and pick kernels
     seconds = []
     for _ in range(repeats):
@@ -104,7 +239,7 @@ def _throughput(
         action()
         seconds.append(time.perf_counter() - started)
     median = statistics.median(seconds)
-    print(f"{label:<40} {count / median:8.2f} {unit}/s  ({median / count * 1000:.1f} ms each)")
+    print(f"{label:<40} {count / median:8.2f} /s  ({median / count * 1000:.1f} ms each)")
 
 
 if __name__ == "__main__":

@@ -67,3 +67,38 @@ def fit_pixel_budget(
         return image
     size = (max(min_side, round(width * scale)), max(min_side, round(height * scale)))
     return image.resize(size, Image.Resampling.BICUBIC)
+
+
+def shrink_for_detection(
+    image: Image.Image, min_side: int
+) -> tuple[Image.Image, tuple[float, float]]:
+    """A copy no larger than the detector needs, and the (x, y) factors back to the original.
+
+    The detector resizes every photo to its input size (640 px for RT-DETR) anyway, so a
+    12 MP photo (36 MB of pixels) is shrunk to the smallest size that keeps both sides at
+    or above `min_side` before it crosses Ray's object store. Boxes found on the copy are
+    mapped back with `scale_box`, so they refer to the original's pixels.
+    """
+    width, height = image.size
+    scale = max(min_side / width, min_side / height)
+    if scale >= 1.0:
+        return image, (1.0, 1.0)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return small, (width / size[0], height / size[1])
+
+
+def scale_box(box: Box, factors: tuple[float, float], size: tuple[int, int]) -> Box:
+    """A box found on a shrunk copy, in the original's pixels (clipped to `size`)."""
+    fx, fy = factors
+    width, height = size
+    return Box(
+        x1=min(width, max(0.0, box.x1 * fx)),
+        y1=min(height, max(0.0, box.y1 * fy)),
+        x2=min(width, max(0.0, box.x2 * fx)),
+        y2=min(height, max(0.0, box.y2 * fy)),
+    )
+
+
+def whole_image_box(image: Image.Image) -> Box:
+    return Box(0.0, 0.0, float(image.width), float(image.height))

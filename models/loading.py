@@ -1,8 +1,8 @@
 """Where model weights come from, and the version string recorded with every result.
 
-Both models load through `from_pretrained`, so a model is named by a directory (or a hub
-id where a hub is reachable). Object-store URIs (`s3://`) are resolved by the model
-registry in a later issue.
+Both models load through `from_pretrained`, so a model is named by a local directory,
+an `s3://bucket/prefix` (downloaded once into a verified cache, models/model_store.py),
+or a hub id where a hub is reachable.
 """
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _SAMPLE_BYTES = 64 * 1024
 
 
-def resolve_model_dir(uri: str) -> str:
+def resolve_model_dir(uri: str, cache_dir: str | Path | None = None) -> str:
     """Turns a model URI into something `from_pretrained` accepts: a local dir or a hub id."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         uri = parsed.path
     elif parsed.scheme == "s3":
-        raise ValueError(
-            f"s3:// model URIs are not supported yet (got {uri!r}); "
-            "download the model and pass its local directory"
-        )
+        from models.model_store import fetch  # boto3 only where s3 is used
+
+        return str(fetch(uri, cache_dir))
     elif parsed.scheme and len(parsed.scheme) > 1:  # one letter is a Windows drive
         raise ValueError(f"unsupported model URI scheme {parsed.scheme!r} in {uri!r}")
     path = Path(uri).expanduser()

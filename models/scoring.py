@@ -13,6 +13,9 @@ import torch
 
 REASON_MAX_CHARS = 200
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s")
+# Control characters (NUL above all) cannot be stored in a PostgreSQL text column, and a
+# model can emit them; a reason is for people, so they are dropped.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 
 
 def answer_log_likelihoods(
@@ -50,7 +53,7 @@ def best_choice(distribution: dict[str, float]) -> tuple[str, float]:
 
 def first_sentence(text: str, max_chars: int = REASON_MAX_CHARS) -> str:
     """The first sentence of generated text, whitespace-collapsed and length-capped."""
-    text = " ".join(text.split())
+    text = " ".join(_CONTROL.sub("", text).split())
     text = _SENTENCE_END.split(text, maxsplit=1)[0]
     if len(text) > max_chars:
         text = text[: max_chars - 1].rstrip() + "…"

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -28,6 +29,7 @@ from transformers import (
 )
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
+from models.exceptions import DEFAULT_PATH as EXCEPTIONS_PATH
 from models.images import DEFAULT_MAX_PIXELS
 from models.prompts import PROMPTS_DIR
 from models.qwen_processor import QWEN2_VL_CHAT_TEMPLATE, ImageOnlyQwen2_5_VLProcessor
@@ -63,13 +65,24 @@ _CLASSIFIER_FILES = (
 )
 
 
-def build_tiny_detector(path: Path, id2label: dict[int, str] | None = None) -> Path:
-    """Builds (once) a ~1 M parameter RT-DETR with random weights and its processor."""
+def build_tiny_detector(
+    path: Path, id2label: dict[int, str] | None = None, seed: int = SEED
+) -> Path:
+    """Builds (once) a ~1 M parameter RT-DETR with random weights and its processor.
+
+    Another seed gives other weights, hence another version (a challenger in tests).
+    """
     path = Path(path)
     if _is_complete(path, _DETECTOR_FILES):
         return path
+    torch.manual_seed(seed)
+    model = RTDetrForObjectDetection(tiny_detector_config(id2label)).eval()
+    processor = RTDetrImageProcessorPil(size={"height": 640, "width": 640})
+    return _save_atomically(path, _DETECTOR_FILES, model, processor)
+
+
+def tiny_detector_config(id2label: dict[int, str] | None = None) -> RTDetrConfig:
     id2label = id2label or {0: "defect"}
-    torch.manual_seed(SEED)
     # Backbone stages 2-4 give 64/128/256 channels; the encoder consumes exactly those.
     backbone = RTDetrResNetConfig(
         embedding_size=16,
@@ -78,7 +91,7 @@ def build_tiny_detector(path: Path, id2label: dict[int, str] | None = None) -> P
         layer_type="bottleneck",
         out_indices=[2, 3, 4],
     )
-    config = RTDetrConfig(
+    return RTDetrConfig(
         backbone_config=backbone,
         encoder_in_channels=[64, 128, 256],
         encoder_hidden_dim=64,
@@ -94,30 +107,48 @@ def build_tiny_detector(path: Path, id2label: dict[int, str] | None = None) -> P
         id2label=id2label,
         label2id={label: index for index, label in id2label.items()},
     )
-    model = RTDetrForObjectDetection(config).eval()
-    processor = RTDetrImageProcessorPil(size={"height": 640, "width": 640})
-    return _save_atomically(path, _DETECTOR_FILES, model, processor)
 
 
-def build_tiny_classifier(path: Path) -> Path:
+def build_tiny_classifier(path: Path, seed: int = SEED) -> Path:
     """Builds (once) a tiny Qwen2.5-VL with random weights, a trained BPE and its processor."""
     path = Path(path)
     if _is_complete(path, _CLASSIFIER_FILES):
         return path
-    torch.manual_seed(SEED)
-    tokenizer = _train_tokenizer()
-    model = Qwen2_5_VLForConditionalGeneration(_qwen_config(tokenizer)).eval()
-    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    tokenizer = train_tokenizer()
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(tiny_qwen_config(tokenizer)).eval()
+    set_generation_tokens(model, tokenizer)
+    return _save_atomically(path, _CLASSIFIER_FILES, model, qwen_processor(tokenizer))
+
+
+def qwen_processor(tokenizer: Qwen2Tokenizer) -> ImageOnlyQwen2_5_VLProcessor:
     image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=DEFAULT_MAX_PIXELS)
-    processor = ImageOnlyQwen2_5_VLProcessor(
+    return ImageOnlyQwen2_5_VLProcessor(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_CHAT_TEMPLATE
     )
-    return _save_atomically(path, _CLASSIFIER_FILES, model, processor)
 
 
-def _qwen_config(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
+def set_generation_tokens(model: Qwen2_5_VLForConditionalGeneration, tokenizer: Any) -> None:
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def special_token_ids(tokenizer: Qwen2Tokenizer) -> dict[str, int]:
+    """The ids a Qwen2.5-VL config must name, as this tokenizer numbers them."""
     ids = {token: int(tokenizer.convert_tokens_to_ids(token)) for token in QWEN_SPECIAL_TOKENS}
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
+def tiny_qwen_config(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
+    ids = special_token_ids(tokenizer)
     # mrope_section splits head_dim/2 = 8 rotary frequencies over (time, height, width).
     text_config = {
         "vocab_size": len(tokenizer),
@@ -128,9 +159,7 @@ def _qwen_config(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
         "num_key_value_heads": 2,
         "max_position_embeddings": 4096,
         "rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]},
-        "bos_token_id": ids["<|endoftext|>"],
-        "eos_token_id": ids["<|im_end|>"],
-        "pad_token_id": ids["<|endoftext|>"],
+        **{key: ids[key] for key in ("bos_token_id", "eos_token_id", "pad_token_id")},
     }
     vision_config = {
         "depth": 2,
@@ -143,14 +172,12 @@ def _qwen_config(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
     return Qwen2_5_VLConfig(
         text_config=text_config,
         vision_config=vision_config,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **{key: ids[key] for key in ("image_token_id", "video_token_id")},
+        **{key: ids[key] for key in ("vision_start_token_id", "vision_end_token_id")},
     )
 
 
-def _train_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
+def train_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
     """Trains a byte-level BPE the way Qwen's is built (same split regex, ByteLevel)."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
@@ -183,8 +210,8 @@ def _train_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
 
 
 def _corpus() -> list[str]:
-    """Loupe's own taxonomy and prompt text (en and ko), so the merges fit the labels."""
-    texts = [TAXONOMY_PATH.read_text(encoding="utf-8")]
+    """Loupe's own taxonomy, exceptions and prompts (en and ko), so the merges fit them."""
+    texts = [TAXONOMY_PATH.read_text(encoding="utf-8"), EXCEPTIONS_PATH.read_text(encoding="utf-8")]
     texts += [p.read_text(encoding="utf-8") for p in sorted(PROMPTS_DIR.glob("v*.json"))]
     texts.append("The fabric shows a small brown stain near the seam. 원단에 작은 얼룩이 있습니다.")
     return texts

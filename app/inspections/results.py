@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -19,7 +20,7 @@ from app.inspections.tables import Inspection, Outbox, Region
 from app.policy.routing import DecisionTable, RegionScore, Route, Thresholds, route
 from app.policy.sampling import audit_draw
 from app.review.service import create_review_task
-from models.contracts import InferenceResult
+from models.contracts import InferenceResult, RegionResult
 
 
 def policy_from_settings(settings: Settings) -> tuple[Thresholds, DecisionTable]:
@@ -79,53 +80,140 @@ def _apply_route(
         )
 
 
+def region_scores(result: InferenceResult) -> list[RegionScore]:
+    """What the policy reads of each region (models' contracts -> the policy's plain values)."""
+    return [
+        RegionScore(
+            r.detector_score,
+            r.classification.type_probability,
+            r.classification.defect_type,
+            r.classification.severity,
+            failed=bool(r.classification.error),
+        )
+        for r in result.regions
+    ]
+
+
+def decide(*, inspection_id: uuid.UUID, result: InferenceResult, settings: Settings) -> Route:
+    """The route the policy gives this result; the same every time it is asked."""
+    thresholds, table = policy_from_settings(settings)
+    draw = audit_draw(str(inspection_id))
+    return route(region_scores(result), thresholds, table, draw, cold_start=result.classifier_only)
+
+
+def regions_to_explain(result: InferenceResult, decided: Route, settings: Settings) -> list[int]:
+    """Indices of the regions whose reason an inspector will read, most confident first.
+
+    Reasons are generated only for items that go to review: generation is the expensive
+    part, and nobody reads the reason of an automatic decision. Regions below the
+    detector threshold or that could not be judged get none.
+    """
+    if decided.kind != "review":
+        return []
+    scores = region_scores(result)
+    wanted = [
+        i
+        for i, score in enumerate(scores)
+        if not score.failed and score.detector_score >= settings.detector_threshold
+    ]
+    wanted.sort(key=lambda i: scores[i].confidence, reverse=True)
+    return wanted[: settings.explain_max_regions]
+
+
 def record_result(
-    *, session: Session, inspection_id: uuid.UUID, result: InferenceResult, settings: Settings
+    *,
+    session: Session,
+    inspection_id: uuid.UUID,
+    result: InferenceResult,
+    settings: Settings,
+    reasons: dict[int, str] | None = None,
+    explain_error: str | None = None,
 ) -> Route | None:
-    """Store the regions and route the item; None if it was routed already."""
+    """Store the regions, their reasons and evidence, and route the item, in one transaction.
+
+    `reasons` maps region indices to generated sentences (a reason the result carries
+    itself is kept otherwise); `explain_error` says why they are missing (the item goes
+    to review all the same). Returns None if the item was routed already.
+    """
     inspection = _lock(session, inspection_id)
     if inspection is None or inspection.status == "routed":
         session.rollback()
         return None
-    thresholds, table = policy_from_settings(settings)
     photo_ids = [p.id for p in inspection.photos]
     if any(not 0 <= r.photo_index < len(photo_ids) for r in result.regions):
         session.rollback()
         raise ValueError("the inference result names a photo this inspection does not have")
-    scores = []
-    for r in result.regions:
-        c = r.classification
-        score = RegionScore(r.detector_score, c.type_probability, c.defect_type, c.severity)
-        scores.append(score)
-        session.add(
-            Region(
-                inspection_id=inspection.id,
-                photo_id=photo_ids[r.photo_index],
-                x1=r.box.x1,
-                y1=r.box.y1,
-                x2=r.box.x2,
-                y2=r.box.y2,
-                detector_score=r.detector_score,
-                defect_type=c.defect_type,
-                severity=c.severity,
-                confidence=score.confidence,
-                reason=c.reason,
-                evidence={
-                    "type_distribution": c.type_distribution,
-                    "severity_distribution": c.severity_distribution,
-                    "type_probability": c.type_probability,
-                    "severity_probability": c.severity_probability,
-                },
-            )
-        )
-    decided = route(scores, thresholds, table, audit_draw(str(inspection.id)))
-    inspection.detector_version = result.detector_version
+    decided = decide(inspection_id=inspection.id, result=result, settings=settings)
+    unexplained = set(regions_to_explain(result, decided, settings)) if explain_error else set()
+    scores = region_scores(result)
+    for index, (region, score) in enumerate(zip(result.regions, scores, strict=True)):
+        reason = (reasons or {}).get(index) or region.classification.reason
+        row = _region_row(region, score, reason)
+        if index in unexplained:
+            row.evidence["reason_error"] = explain_error
+        row.inspection_id, row.photo_id = inspection.id, photo_ids[region.photo_index]
+        session.add(row)
+    inspection.detector_version = result.detector_version or None
     inspection.classifier_version = result.classifier_version
     inspection.prompt_version = result.prompt_version
+    inspection.arm = result.arm
     inspection.timings = result.timings
+    inspection.inference_error = _region_errors(result)
     _apply_route(session, inspection, decided, settings)
     session.commit()
     return decided
+
+
+def _region_row(region: RegionResult, score: RegionScore, reason: str) -> Region:
+    c = region.classification
+    return Region(
+        x1=region.box.x1,
+        y1=region.box.y1,
+        x2=region.box.x2,
+        y2=region.box.y2,
+        detector_score=region.detector_score,
+        defect_type=c.defect_type,
+        severity=c.severity,
+        confidence=score.confidence,
+        reason=reason,
+        evidence=region_evidence(region),
+    )
+
+
+def region_evidence(region: RegionResult) -> dict[str, Any]:
+    """Both steps' evidence, as the reviewer and error analysis read it (Region.evidence).
+
+    `type_distribution` is step 1 as scored; `final_distribution` and `type_probability`
+    are after step 2; each exception keeps its probability, threshold and whether it fired.
+    """
+    c = region.classification
+    evidence: dict[str, Any] = {
+        "type_distribution": c.type_distribution,
+        "severity_distribution": c.severity_distribution,
+        "type_probability": c.type_probability,
+        "severity_probability": c.severity_probability,
+        "candidate_type": c.candidate_type or c.defect_type,
+        "final_distribution": c.final_distribution,
+        "exceptions": [
+            {"key": e.key, "probability": e.probability, "threshold": e.threshold, "fired": e.fired}
+            for e in c.exceptions
+        ],
+        "overturned_by": c.overturned_by,
+    }
+    if c.error:
+        evidence["error"] = c.error
+    if region.whole_image:
+        evidence["whole_image"] = True
+    return evidence
+
+
+def _region_errors(result: InferenceResult) -> str | None:
+    errors = [
+        f"region {i} (photo {r.photo_index}): {r.classification.error}"
+        for i, r in enumerate(result.regions)
+        if r.classification.error
+    ]
+    return "; ".join(errors)[:2000] or None
 
 
 def record_failure(

@@ -31,6 +31,10 @@ class RegionOut(BaseModel):
     severity: str
     confidence: float
     reason: str
+    # Step 1's defect type; differs from defect_type when a step 2 exception fired.
+    candidate_type: str
+    overturned_by: list[str]  # the exceptions that turned the region into "normal"
+    error: str | None  # why the models could not judge the region (it went to review)
 
 
 class PhotoOut(BaseModel):
@@ -53,6 +57,7 @@ class InspectionOut(BaseModel):
     detector_version: str | None
     classifier_version: str | None
     prompt_version: str | None
+    arm: str | None  # champion | challenger: which models decided
     created_at: datetime
     routed_at: datetime | None
     photos: list[PhotoOut]
@@ -73,6 +78,7 @@ class InspectionOut(BaseModel):
             detector_version=inspection.detector_version,
             classifier_version=inspection.classifier_version,
             prompt_version=inspection.prompt_version,
+            arm=inspection.arm,
             created_at=inspection.created_at,
             routed_at=inspection.routed_at,
             photos=[
@@ -94,6 +100,9 @@ class InspectionOut(BaseModel):
                     severity=r.severity,
                     confidence=r.confidence,
                     reason=r.reason,
+                    candidate_type=r.evidence.get("candidate_type", r.defect_type),
+                    overturned_by=list(r.evidence.get("overturned_by", [])),
+                    error=r.evidence.get("error"),
                 )
                 for r in inspection.regions
             ],

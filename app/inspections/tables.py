@@ -27,6 +27,7 @@ from app.db import Base, utcnow
 
 STATUSES = ("queued", "inferring", "routed")
 ROUTES = ("auto_pass", "auto_reject", "review")
+ARMS = ("champion", "challenger")
 
 
 class Inspection(Base):
@@ -35,6 +36,7 @@ class Inspection(Base):
         CheckConstraint(f"status IN {STATUSES}", name="status"),
         CheckConstraint(f"route IS NULL OR route IN {ROUTES}", name="route"),
         CheckConstraint("verdict IS NULL OR verdict IN ('pass', 'reject')", name="verdict"),
+        CheckConstraint(f"arm IS NULL OR arm IN {ARMS}", name="arm"),
         # Idempotency: a station never creates two inspections for one key or external id.
         Index(
             "inspection_station_external_id_key",
@@ -71,6 +73,8 @@ class Inspection(Base):
     detector_version: Mapped[str | None] = mapped_column(String(200))
     classifier_version: Mapped[str | None] = mapped_column(String(200))
     prompt_version: Mapped[str | None] = mapped_column(String(50))
+    # Which arm of an experiment decided (champion unless a challenger takes a share).
+    arm: Mapped[str | None] = mapped_column(String(20))
     inference_error: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,6 +7,7 @@ Pure: plain values in, a Route out, no I/O. DESIGN.md gives the defaults (0.25 /
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -69,12 +70,18 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class RegionScore:
-    """What the policy needs to know about one region."""
+    """What the policy needs to know about one region.
+
+    `type_probability` is the classifier's probability of the region's final label after
+    step 2 (models/exceptions.py). `failed` marks a region the models could not judge
+    (a crop too small, output that is not a distribution).
+    """
 
     detector_score: float
     type_probability: float
     defect_type: str
     severity: str
+    failed: bool = False
 
     @property
     def confidence(self) -> float:
@@ -84,26 +91,39 @@ class RegionScore:
 @dataclass(frozen=True)
 class Route:
     kind: RouteKind
-    reason: str  # no_defect | confident | uncertain | likely_false_alarm | inference_unavailable
+    # no_defect | confident | uncertain | likely_false_alarm | inference_unavailable
+    # | model_error | cold_start
+    reason: str
     confidence: float | None
     verdict: Verdict | None  # the automatic verdict; None while a human has to decide
-    severity: str | None = None  # the worst severity among the regions that matter
+    severity: str | None = None  # the worst severity among the defects that matter
     is_audit: bool = False
 
 
 def region_confidence(detector_score: float, type_probability: float) -> float:
-    """How sure the models are about one region.
+    """How sure the models are about one region: detector score x P(final label).
 
     The product treats the two as independent checks that must both be right: the box
-    is a real defect (detector) and its type is the named one (classifier). A geometric
-    or arithmetic mean would let one confident model hide the other's doubt, and the
-    point of the threshold is that an automatic decision needs both to be sure.
+    marks something real (detector) and it is what the label says (classifier). A
+    geometric or arithmetic mean would let one confident model hide the other's doubt,
+    and the point of the thresholds is that an automatic decision needs both to be sure.
+
+    Step 2 enters through `type_probability`, which is the label's probability after
+    the exception checks: for a kept defect P1(type) x prod(1 - P(exception)), so an
+    exception the model half believes lowers the confidence and sends the region to a
+    human; for a region an exception turned into "normal", P1(normal) plus the mass the
+    exceptions took from the candidate. Severity does not enter: it picks the verdict,
+    not how sure the models are.
     """
+    if not (math.isfinite(detector_score) and math.isfinite(type_probability)):
+        return 0.0  # never sure of a number that is not one; failed regions go to review
     return max(0.0, min(1.0, detector_score * type_probability))
 
 
 def _worst_severity(regions: list[RegionScore]) -> str | None:
-    ranked = [r.severity for r in regions if r.severity in SEVERITY_ORDER]
+    # A "normal" region has no defect to be severe about; its scored severity is evidence only.
+    defects = [r for r in regions if r.defect_type != NOT_A_DEFECT]
+    ranked = [r.severity for r in defects if r.severity in SEVERITY_ORDER]
     return max(ranked, key=SEVERITY_ORDER.index) if ranked else None
 
 
@@ -112,16 +132,25 @@ def route(
     thresholds: Thresholds,
     table: DecisionTable,
     audit_draw: float,
+    *,
+    cold_start: bool = False,
 ) -> Route:
     """Route one item from all of its photos' regions.
 
-    `regions` is None when inference failed: the item then goes to review, never to an
-    automatic pass. `audit_draw` is a number in [0, 1); below the audit rate an automatic
-    route is also sent to review as an audit sample.
+    `regions` is None when inference failed, and a region that could not be judged makes
+    a model error: either way the item goes to review, never to an automatic pass.
+    `cold_start` (no detector yet, whole photos classified) sends every item to review, so
+    that inspectors' boxes become the first training set. `audit_draw` is a number in
+    [0, 1); below the audit rate an automatic route is also sent to review as an audit.
     """
     if regions is None:
         return Route("review", "inference_unavailable", None, None)
     found = [r for r in regions if r.detector_score >= thresholds.detector]
+    if any(r.failed for r in found):
+        return Route("review", "model_error", None, None, _worst_severity(found))
+    if cold_start:
+        confidence = max((r.confidence for r in found), default=None)
+        return Route("review", "cold_start", confidence, None, _worst_severity(found))
     auto = _automatic_route(found, thresholds, table)
     if auto.kind != "review" and audit_draw < thresholds.audit_rate:
         return Route("review", auto.reason, auto.confidence, None, auto.severity, is_audit=True)

@@ -1,7 +1,9 @@
-"""Versioned classifier prompts, one JSON file per version (`v1.json`, ...).
+"""Versioned classifier prompts, one JSON file per version (`v2.json`, ...).
 
 Prompts are data: a new wording is a new file, and every InferenceResult records the
-`prompt_version` that produced it so that error analysis can compare versions.
+prompt version that produced it so that error analysis can compare versions. Older
+files stay as the record of what earlier results were asked (`v1.json` predates step 2
+and no longer loads for classification).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from models.taxonomy import LANGUAGES, Label
 
 PROMPTS_DIR = Path(__file__).parent
+DEFAULT_VERSION = "v2"
 
 # Placeholders each template must use; a template missing one would silently ask the
 # model a different question than the code thinks it asks.
@@ -21,7 +24,10 @@ REQUIRED_FIELDS = {
     "system": set(),
     "type_question": {"choices"},
     "severity_question": {"choices", "defect_type"},
+    "exception_question": {"question"},
+    "example_question": set(),
     "reason": {"defect_type", "severity"},
+    "reason_not_defect": {"defect_type"},
     "choice_line": {"key", "description"},
 }
 
@@ -33,7 +39,10 @@ class PromptSet:
     system: str
     type_question: str
     severity_question: str
+    exception_question: str
+    example_question: str
     reason: str
+    reason_not_defect: str
     choice_line: str
 
     def choices_text(self, labels: tuple[Label, ...] | list[Label], language: str) -> str:
@@ -49,9 +58,18 @@ class PromptSet:
 
 
 @dataclass(frozen=True)
+class FewShotExample:
+    """A photo crop and the defect type an inspector gave it, shown before the crop."""
+
+    image_path: Path
+    answer: str
+
+
+@dataclass(frozen=True)
 class Prompts:
     version: str
     languages: dict[str, PromptSet]
+    examples: tuple[FewShotExample, ...] = ()
 
     def for_language(self, language: str) -> PromptSet:
         try:
@@ -61,9 +79,10 @@ class Prompts:
             raise ValueError(f"prompt language {language!r} not in {known}") from None
 
 
-def load_prompts(version: str = "v1") -> Prompts:
-    """Reads `<version>.json` next to this module and checks every language and field."""
-    path = PROMPTS_DIR / f"{version}.json"
+def load_prompts(version: str = DEFAULT_VERSION) -> Prompts:
+    """Reads `<version>.json` next to this module (or a path to a prompts file) and checks
+    every language, field and example."""
+    path = Path(version) if version.endswith(".json") else PROMPTS_DIR / f"{version}.json"
     if not path.is_file():
         raise ValueError(f"unknown prompt version {version!r} (no {path.name})")
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -71,7 +90,8 @@ def load_prompts(version: str = "v1") -> Prompts:
     missing = [lang for lang in LANGUAGES if lang not in languages]
     if missing:
         raise ValueError(f"prompts {version} lack languages {missing}")
-    return Prompts(version=str(data["version"]), languages=languages)
+    examples = tuple(_example(path.parent, item) for item in data.get("examples", []))
+    return Prompts(version=str(data["version"]), languages=languages, examples=examples)
 
 
 def _prompt_set(language: str, fields: dict[str, str]) -> PromptSet:
@@ -82,3 +102,10 @@ def _prompt_set(language: str, fields: dict[str, str]) -> PromptSet:
         if not required <= used:
             raise ValueError(f"prompts[{language}].{name} must use {sorted(required - used)}")
     return PromptSet(**{name: fields[name] for name in REQUIRED_FIELDS})
+
+
+def _example(root: Path, item: dict[str, str]) -> FewShotExample:
+    image_path = (root / item["image"]).resolve()
+    if not image_path.is_file():
+        raise ValueError(f"few-shot example image {item['image']!r} not found under {root}")
+    return FewShotExample(image_path=image_path, answer=str(item["answer"]))

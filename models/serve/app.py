@@ -1,254 +1,252 @@
 """The Ray Serve application "inspection": Detector -> crops -> Classifier, behind one ingress.
 
-Each model deployment batches requests with `@serve.batch`; the batch size, wait time
-and even the model directory live in `user_config`, so `reconfigure()` can change them
-(and swap a model version) on running replicas without a redeploy.
+Each model deployment batches requests with `@serve.batch`; the batch size and wait, the
+model directory and the thresholds live in `user_config`, so `reconfigure()` changes them
+(and swaps a model version) on running replicas without a redeploy. The champion and,
+during an experiment, a challenger are loaded side by side; the ingress picks the arm per
+inspection (models/arms.py) and its share is `user_config` too. An arm without a detector
+runs classifier-only (cold start). Deployment code lives in models/serve/deployments.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
-import time
+from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from models.contracts import Classification, Detection, InferenceResult, RegionResult
-from models.images import UnreadableImage, crop_with_context, decode_photo
+from models import pipeline
+from models.arms import assign_arm
+from models.contracts import CHALLENGER, CHAMPION, InferenceResult, ModelPair
+from models.images import UnreadableImage
+from models.serve.deployments import REPLICA, Classifier, Detector
+from models.serve.wire import BadRequest, parse_explain_body, parse_inspect_body
 
 logger = logging.getLogger("ray.serve")  # Serve routes this logger to the replica logs
 
-REPLICA_CPUS = 0.5  # two model replicas and the ingress fit on a 2-core machine
-# Above max_batch_size, so that a batch can fill while the previous one runs.
-MAX_ONGOING_REQUESTS = 64
-# How often a stopping replica checks for requests still in flight; Ray's 2 s default
-# makes every shutdown (tests, rolling restarts) take seconds longer than the work left.
-SHUTDOWN_POLL_S = 0.2
-_REPLICA: dict[str, Any] = {
-    "ray_actor_options": {"num_cpus": REPLICA_CPUS},
-    "max_ongoing_requests": MAX_ONGOING_REQUESTS,
-    "graceful_shutdown_wait_loop_s": SHUTDOWN_POLL_S,
-}
 
-
-class BadRequest(ValueError):
-    """The request body is not what the API documents."""
-
-
-@serve.deployment(**_REPLICA)
-class Detector:
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
-        self.model: Any = None
-        self.settings: dict[str, Any] = {}
-
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        _set_batching(self.detect, config)
-        settings = {key: config[key] for key in ("model_dir", "threshold", "max_regions")}
-        if settings != self.settings:
-            from models.detector import RTDetrDetector  # torch loads in the replica only
-
-            # Built before it replaces the old one: requests keep being served meanwhile.
-            self.model = RTDetrDetector(
-                settings["model_dir"],
-                threshold=settings["threshold"],
-                max_regions=settings["max_regions"],
-                device=self.device,
-            )
-            self.settings = settings
-
-    def version(self) -> str:
-        return str(self.model.version)
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def detect(self, images: list[Image.Image]) -> list[tuple[list[Detection], str]]:
-        model = self.model  # one model for the whole batch, even if reconfigure swaps it
-        # A thread keeps the replica's event loop free to collect the next batch.
-        found = await asyncio.to_thread(model.detect, images)
-        return [(detections, model.version) for detections in found]
-
-
-@serve.deployment(**_REPLICA)
-class Classifier:
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
-        self.model: Any = None
-        self.settings: dict[str, Any] = {}
-
-    def reconfigure(self, config: dict[str, Any]) -> None:
-        _set_batching(self.classify, config)
-        settings = {key: config[key] for key in ("model_dir", "language")}
-        if settings != self.settings:
-            from models.classifier import QwenClassifier
-
-            self.model = QwenClassifier(
-                settings["model_dir"], language=settings["language"], device=self.device
-            )
-            self.settings = settings
-
-    def versions(self) -> dict[str, str]:
-        return {
-            "classifier_version": self.model.version,
-            "prompt_version": self.model.prompt_version,
-        }
-
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def classify(
-        self, crops: list[Image.Image]
-    ) -> list[tuple[Classification, dict[str, str]]]:
-        model = self.model
-        classifications = await asyncio.to_thread(model.classify, crops)
-        versions = {"classifier_version": model.version, "prompt_version": model.prompt_version}
-        return [(classification, versions) for classification in classifications]
-
-
-@serve.deployment(**_REPLICA)
+@serve.deployment(**REPLICA)
 class Ingress:
-    """HTTP: POST photos -> InferenceResult JSON; GET -> health and model versions."""
+    """HTTP: POST photos -> InferenceResult; POST /explain -> reasons; GET -> health."""
 
-    def __init__(self, detector: DeploymentHandle, classifier: DeploymentHandle) -> None:
-        self.detector = detector
-        self.classifier = classifier
+    def __init__(
+        self,
+        champion_detector: DeploymentHandle | None,
+        champion_classifier: DeploymentHandle,
+        challenger_detector: DeploymentHandle | None = None,
+        challenger_classifier: DeploymentHandle | None = None,
+    ) -> None:
+        self.arms = {CHAMPION: _arm(champion_detector, champion_classifier)}
+        if challenger_classifier is not None:
+            self.arms[CHALLENGER] = _arm(challenger_detector, challenger_classifier)
+        self.detectors = {CHAMPION: champion_detector, CHALLENGER: challenger_detector}
+        self.config: dict[str, Any] = {}
+        self.options = pipeline.PipelineOptions()
+        self.reconfigure({})  # defaults until Serve passes the user_config
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        share = float(config.get("challenger_share", 0.0))
+        if share and CHALLENGER not in self.arms:
+            raise ValueError("a challenger share needs a challenger deployed with the app")
+        assign_arm("check", share)  # validates the share before any request sees it
+        self.config = {
+            "challenger_share": share,
+            "experiment": str(config.get("experiment", "")),
+            "timeout_s": float(config.get("timeout_s", 50.0)),
+        }
+        self.options = pipeline.PipelineOptions(
+            **{k: config[k] for k in ("min_region_px", "detector_min_side") if k in config}
+        )
+
+    def arm_for(self, inspection_id: str) -> str:
+        share, experiment = self.config["challenger_share"], self.config["experiment"]
+        return assign_arm(inspection_id, share, experiment)
 
     async def __call__(self, request: Request) -> JSONResponse:
         if request.method == "GET":
             return JSONResponse(await self.health())
         if request.method != "POST":
             return JSONResponse({"error": "use GET or POST"}, status_code=405)
+        is_explain = request.url.path.rstrip("/").endswith("/explain")
         try:
-            inspection_id, photos = _parse_body(await request.body())
-            result = await self.inspect(inspection_id, photos)
+            body = await request.body()
+            work = self._explain(body) if is_explain else self._inspect(body)
+            answer = await asyncio.wait_for(work, timeout=self.config["timeout_s"])
         except (BadRequest, UnreadableImage) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        except Exception as exc:  # any failure: the caller routes the item to review
-            return JSONResponse({"error": f"inference failed: {exc!r}"}, status_code=500)
-        return JSONResponse(result.to_dict())
-
-    async def health(self) -> dict[str, str]:
-        detector_version, classifier = await asyncio.gather(
-            self.detector.version.remote(), self.classifier.versions.remote()
-        )
-        return {"status": "ok", "detector_version": detector_version, **classifier}
+        except TimeoutError:
+            timeout = self.config["timeout_s"]
+            return JSONResponse({"error": f"inference took over {timeout} s"}, status_code=504)
+        except Exception as exc:  # any failure: the caller retries, then routes to review
+            logger.exception("inference failed")
+            return JSONResponse({"error": f"inference failed: {exc!r}"[:500]}, status_code=500)
+        return JSONResponse(answer)
 
     async def inspect(self, inspection_id: str, photos: list[bytes]) -> InferenceResult:
-        """Detects on every photo, then classifies every region, all requests concurrent."""
-        started = time.perf_counter()
-        images = [_decode(index, data) for index, data in enumerate(photos)]
-        decoded = time.perf_counter()
-        detected = await asyncio.gather(*(self.detector.detect.remote(im) for im in images))
-        detector_version = detected[0][1]
-        located = [
-            (index, detection) for index, (found, _) in enumerate(detected) for detection in found
-        ]
-        crops = [crop_with_context(images[index], d.box) for index, d in located]
-        detected_at = time.perf_counter()
-        classified = await asyncio.gather(*(self.classifier.classify.remote(c) for c in crops))
-        # With no region on any photo the classifier did not run; still name the live one.
-        versions = classified[0][1] if classified else await self.classifier.versions.remote()
-        timings = _timings_ms(started, decoded, detected_at, time.perf_counter())
+        arm = self.arm_for(inspection_id)
+        result = await pipeline.inspect(photos, self.arms[arm], self.options, arm)
         logger.info(
-            "inspection %s: %d photos, %d regions, %.0f ms",
-            inspection_id,
-            len(images),
-            len(located),
-            timings["total_ms"],
+            "inspection %s: arm %s, %d photos, %d regions, %.0f ms",
+            inspection_id, arm, len(photos), len(result.regions), result.timings["total_ms"],
+        )  # fmt: skip
+        return result
+
+    async def _inspect(self, body: bytes) -> dict[str, Any]:
+        inspection_id, photos = parse_inspect_body(body)
+        return (await self.inspect(inspection_id, photos)).to_dict()
+
+    async def _explain(self, body: bytes) -> dict[str, Any]:
+        request = parse_explain_body(body)
+        # The arm that classified explains; one that is gone since hands over to the champion.
+        arm = request.arm if request.arm in self.arms else CHAMPION
+        reasons = await pipeline.explain(
+            request.photos, request.regions, self.arms[arm], self.options, request.language
         )
-        return InferenceResult(
-            regions=_regions(located, [classification for classification, _ in classified]),
-            detector_version=detector_version,
-            classifier_version=versions["classifier_version"],
-            prompt_version=versions["prompt_version"],
-            timings=timings,
-        )
+        versions = await self.arms[arm].versions()
+        return {"reasons": reasons, "arm": arm, **versions}
+
+    async def health(self) -> dict[str, Any]:
+        arms = {}
+        for arm, models in self.arms.items():
+            detector = self.detectors[arm]
+            detector_version = await detector.version.remote() if detector else ""
+            arms[arm] = {"detector_version": detector_version, **await models.versions()}
+        share = self.config["challenger_share"]
+        return {"status": "ok", **arms[CHAMPION], "arms": arms, "challenger_share": share}
 
 
-def build_app(
-    *,
-    detector_dir: str,
-    classifier_dir: str,
-    detector_threshold: float = 0.25,
-    max_regions: int = 20,
-    language: str = "en",
-    max_batch_size: int = 8,
-    batch_wait_timeout_s: float = 0.01,
-) -> serve.Application:
-    """The whole graph, built in one place: Ingress(Detector, Classifier)."""
-    batching = {"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s}
-    detector = Detector.options(
-        user_config={
-            **batching,
-            "model_dir": str(detector_dir),
-            "threshold": detector_threshold,
-            "max_regions": max_regions,
+def _arm(detector: DeploymentHandle | None, classifier: DeploymentHandle) -> pipeline.ArmModels:
+    async def detect(image: Any) -> Any:
+        return await detector.detect.remote(image)  # type: ignore[union-attr]
+
+    async def classify(crop: Any) -> Any:
+        return await classifier.classify.remote(crop)
+
+    async def versions() -> dict[str, str]:
+        return await classifier.versions.remote()
+
+    async def explain(crop: Any, label: tuple[str, str, str], language: str) -> str:
+        return await classifier.explain.remote((crop, label, language))
+
+    return pipeline.ArmModels(detect if detector else None, classify, versions, explain)
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Everything the app is built from. Only `structure()` needs a rebuild to change;
+    the rest is `user_config`, which `reconfigure()` applies to live replicas."""
+
+    champion: ModelPair
+    challenger: ModelPair | None = None
+    challenger_share: float = 0.0
+    experiment: str = ""
+    detector_threshold: float = 0.25
+    max_regions: int = 20
+    language: str = "en"
+    prompt_version: str = "v2"
+    max_batch_size: int = 8
+    batch_wait_timeout_s: float = 0.01
+    timeout_s: float = 50.0
+    min_region_px: int = 4
+    device: str = "cpu"
+    actor_options: dict[str, Any] | None = None  # e.g. {"num_cpus": 1, "num_gpus": 0.25}
+
+    def structure(self) -> dict[str, Any]:
+        """Which deployments exist and where they run: the app builder's arguments."""
+        challenger = self.challenger
+        return {
+            "champion_detector": bool(self.champion.detector_uri),
+            "challenger": challenger is not None,
+            "challenger_detector": bool(challenger and challenger.detector_uri),
+            "device": self.device,
+            "actor_options": self.actor_options,
         }
-    ).bind()
-    classifier = Classifier.options(
-        user_config={
-            **batching,
-            "model_dir": str(classifier_dir),
-            "language": language,
+
+    def user_configs(self) -> dict[str, dict[str, Any]]:
+        """Each deployment's user_config, by deployment name."""
+        batching: dict[str, Any] = {
+            "max_batch_size": self.max_batch_size,
+            "batch_wait_timeout_s": self.batch_wait_timeout_s,
         }
-    ).bind()
-    return Ingress.bind(detector, classifier)
+        detector = {
+            **batching,
+            "threshold": self.detector_threshold,
+            "max_regions": self.max_regions,
+        }
+        classifier = {**batching, "language": self.language, "prompt_version": self.prompt_version}
+        configs: dict[str, dict[str, Any]] = {
+            "Ingress": {
+                "challenger_share": self.challenger_share,
+                "experiment": self.experiment,
+                "timeout_s": self.timeout_s,
+                "min_region_px": self.min_region_px,
+            }
+        }
+        for prefix, pair in (("", self.champion), ("Challenger", self.challenger)):
+            if pair is None:
+                continue
+            if pair.detector_uri:
+                configs[f"{prefix}Detector"] = {**detector, "model_dir": pair.detector_uri}
+            configs[f"{prefix}Classifier"] = {**classifier, "model_dir": pair.classifier_uri}
+        return configs
 
 
-def _regions(
-    located: list[tuple[int, Detection]], classifications: list[Classification]
-) -> list[RegionResult]:
-    return [
-        RegionResult(
-            photo_index=index,
-            box=detection.box,
-            detector_score=detection.score,
-            classification=classification,
-        )
-        for (index, detection), classification in zip(located, classifications, strict=True)
-    ]
+def build_app(**settings: Any) -> serve.Application:
+    """The whole graph, built in one place, for `serve.run`: see AppSettings for options."""
+    app_settings = AppSettings(**settings)
+    return _graph(app_settings.structure(), app_settings.user_configs())
 
 
-def _set_batching(method: Any, config: dict[str, Any]) -> None:
-    method.set_max_batch_size(int(config.get("max_batch_size", 8)))
-    method.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.01)))
+def app_builder(args: dict[str, Any]) -> serve.Application:
+    """The application builder for Serve config files (`import_path`) and KubeRay.
+
+    `args` is `AppSettings.structure()`; each deployment's user_config comes from the
+    config's `deployments` section, which `serve_config` writes. Changing only those
+    reconfigures the live replicas instead of restarting them.
+    """
+    return _graph(args, None)
 
 
-def _parse_body(body: bytes) -> tuple[str, list[bytes]]:
-    """Validates `{"inspection_id": str, "photos": [base64, ...]}` and decodes the base64."""
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("inspection_id"), str):
-        raise BadRequest('body must be {"inspection_id": str, "photos": [base64, ...]}')
-    photos = data.get("photos")
-    if not isinstance(photos, list) or not photos or not all(isinstance(p, str) for p in photos):
-        raise BadRequest("photos must be a non-empty list of base64 strings")
-    try:
-        return data["inspection_id"], [base64.b64decode(p, validate=True) for p in photos]
-    except (binascii.Error, ValueError) as exc:
-        raise BadRequest(f"a photo is not valid base64: {exc}") from exc
-
-
-def _decode(index: int, data: bytes) -> Image.Image:
-    try:
-        return decode_photo(data)
-    except UnreadableImage as exc:
-        raise UnreadableImage(f"photo {index}: {exc}") from exc
-
-
-def _timings_ms(
-    started: float, decoded: float, detected: float, finished: float
-) -> dict[str, float]:
+def serve_config(settings: AppSettings, name: str, route_prefix: str) -> dict[str, Any]:
+    """One application of a Serve config (ServeApplicationSchema) for these settings."""
     return {
-        "decode_ms": round((decoded - started) * 1000, 2),
-        "detect_ms": round((detected - decoded) * 1000, 2),
-        "classify_ms": round((finished - detected) * 1000, 2),
-        "total_ms": round((finished - started) * 1000, 2),
+        "name": name,
+        "route_prefix": route_prefix,
+        "import_path": "models.serve.app:app_builder",
+        "args": settings.structure(),
+        "deployments": [
+            {"name": deployment, "user_config": config}
+            for deployment, config in settings.user_configs().items()
+        ],
     }
+
+
+def _graph(
+    structure: dict[str, Any], configs: dict[str, dict[str, Any]] | None
+) -> serve.Application:
+    device, actor_options = structure["device"], structure.get("actor_options")
+
+    def bind(deployment: Any, name: str) -> Any:
+        options: dict[str, Any] = {"name": name}
+        if configs is not None:
+            options["user_config"] = configs[name]
+        if actor_options:
+            options["ray_actor_options"] = actor_options
+        return deployment.options(**options).bind(device)
+
+    arms: list[Any] = [
+        bind(Detector, "Detector") if structure["champion_detector"] else None,
+        bind(Classifier, "Classifier"),
+    ]
+    if structure["challenger"]:
+        arms.append(
+            bind(Detector, "ChallengerDetector") if structure["challenger_detector"] else None
+        )
+        arms.append(bind(Classifier, "ChallengerClassifier"))
+    ingress = Ingress.options(user_config=configs["Ingress"]) if configs else Ingress
+    return ingress.bind(*arms)

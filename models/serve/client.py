@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from models.contracts import InferenceResult, InferenceUnavailable
+from models.contracts import InferenceResult, InferenceUnavailable, RegionToExplain
+from models.serve.wire import explain_body
 
 
 class HttpInferenceClient:
@@ -28,22 +29,47 @@ class HttpInferenceClient:
             "inspection_id": inspection_id,
             "photos": [base64.b64encode(photo).decode("ascii") for photo in photos],
         }
+        data = self._post(self.url, body)
         try:
-            response = self._client.post(self.url, json=body)
-        except httpx.TimeoutException as exc:
-            raise InferenceUnavailable(f"inference at {self.url} timed out: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise InferenceUnavailable(f"inference at {self.url} unreachable: {exc}") from exc
-        if not response.is_success:
-            raise InferenceUnavailable(
-                f"inference at {self.url} answered {response.status_code}: "
-                f"{_error_message(response)}"
-            )
-        try:
-            return InferenceResult.from_dict(response.json())
+            return InferenceResult.from_dict(data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InferenceUnavailable(
                 f"inference at {self.url} sent a malformed result: {exc!r}"
+            ) from exc
+
+    def explain(
+        self,
+        *,
+        inspection_id: str,
+        arm: str,
+        photos: list[bytes],
+        regions: list[RegionToExplain],
+        language: str,
+    ) -> list[str]:
+        """One generated sentence per region, from the arm that classified the item."""
+        url = self.url.rstrip("/") + "/explain"
+        data = self._post(url, explain_body(inspection_id, arm, photos, regions, language))
+        reasons = data.get("reasons") if isinstance(data, dict) else None
+        if not isinstance(reasons, list) or len(reasons) != len(regions):
+            raise InferenceUnavailable(f"explain at {url} sent a malformed answer")
+        return [str(reason) for reason in reasons]
+
+    def _post(self, url: str, body: dict[str, Any]) -> Any:
+        try:
+            response = self._client.post(url, json=body)
+        except httpx.TimeoutException as exc:
+            raise InferenceUnavailable(f"inference at {url} timed out: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise InferenceUnavailable(f"inference at {url} unreachable: {exc}") from exc
+        if not response.is_success:
+            raise InferenceUnavailable(
+                f"inference at {url} answered {response.status_code}: {_error_message(response)}"
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise InferenceUnavailable(
+                f"inference at {url} sent a malformed result: {exc!r}"
             ) from exc
 
     def close(self) -> None:

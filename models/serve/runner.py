@@ -34,12 +34,14 @@ def start(
     host: str = "127.0.0.1",
     port: int = 8001,
     route_prefix: str = "/inspection",
-    detector_threshold: float = 0.25,
-    max_regions: int = 20,
-    language: str = "en",
     num_cpus: int = 2,
+    **settings: Any,
 ) -> str:
-    """Starts Ray and the app; returns the ingress URL. Call stop() even if this fails."""
+    """Starts Ray and the app; returns the ingress URL. Call stop() even if this fails.
+
+    `detector_dir` "" runs the champion classifier-only (cold start). `settings` go to
+    `deploy` (challenger, split, thresholds, batching, device).
+    """
     os.environ.update(RAY_ENVIRONMENT)
     # Replicas run in fresh Ray worker processes; they must import `models` as we do.
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -59,9 +61,7 @@ def start(
         detector_dir=detector_dir,
         classifier_dir=classifier_dir,
         route_prefix=route_prefix,
-        detector_threshold=detector_threshold,
-        max_regions=max_regions,
-        language=language,
+        **settings,
     )
     url = f"http://{host}:{port}{route_prefix}"
     logger.info("inspection app serving at %s after %.1f s", url, time.perf_counter() - started)
@@ -72,22 +72,64 @@ def deploy(
     *,
     detector_dir: str | Path,
     classifier_dir: str | Path,
+    challenger_detector_dir: str | Path | None = None,
+    challenger_classifier_dir: str | Path | None = None,
     route_prefix: str = "/inspection",
+    app_name: str = APP_NAME,
     **settings: Any,
 ) -> None:
-    """Deploys the app on a running Serve, or replaces the one deployed before.
+    """Deploys the app on a running Serve, or updates the one deployed before.
 
-    `serve.run` gives every call new code versions, so a second call is a rolling update:
-    the old replicas keep serving until the new ones have loaded their models. Changing
-    only `user_config` through a Serve config file (`serve deploy`, KubeRay) instead
-    reaches the live replicas' `reconfigure()` without restarting them.
+    It deploys a Serve config (what `serve deploy` and KubeRay apply): the app builder and
+    which deployments exist are its code, everything else is `user_config`. So a second
+    call that only changes model directories, the challenger's share, thresholds or
+    batching reaches the live replicas' `reconfigure()`: nothing restarts and requests
+    keep being answered. Adding or removing a challenger or a detector rebuilds the app,
+    a rolling update in which old replicas serve until the new ones have loaded.
     """
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    from models.contracts import ModelPair
+    from models.serve.app import AppSettings, serve_config
+
+    champion = ModelPair(str(detector_dir or ""), str(classifier_dir))
+    challenger = None
+    if challenger_classifier_dir:
+        challenger = ModelPair(str(challenger_detector_dir or ""), str(challenger_classifier_dir))
+    app_settings = AppSettings(champion=champion, challenger=challenger, **settings)
+    client = _get_global_client()
+    # Every application is listed: a config replaces the whole set of deployed apps.
+    others = [a for name, a in _deployed_configs(client).items() if name != app_name]
+    ours = serve_config(app_settings, app_name, route_prefix)
+    client.deploy_apps(ServeDeploySchema(applications=[*others, ours]))
+    _wait_until_running(app_name)
+
+
+def _deployed_configs(client: Any) -> dict[str, dict[str, Any]]:
+    """The configs of the applications this runner deployed before (by name)."""
+    details = client.get_serve_details()
+    return {
+        name: app["deployed_app_config"]
+        for name, app in details.get("applications", {}).items()
+        if app.get("deployed_app_config")
+    }
+
+
+def _wait_until_running(app_name: str, timeout_s: float = 300.0) -> None:
     from ray import serve
 
-    from models.serve.app import build_app
-
-    app = build_app(detector_dir=str(detector_dir), classifier_dir=str(classifier_dir), **settings)
-    serve.run(app, route_prefix=route_prefix, name=APP_NAME)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = serve.status().applications.get(app_name)
+        if status is not None and status.status == "RUNNING":
+            deployments = status.deployments.values()
+            if all(d.status == "HEALTHY" for d in deployments):
+                return
+        if status is not None and status.status == "DEPLOY_FAILED":
+            raise RuntimeError(f"Serve app {app_name!r} failed to deploy: {status.message}")
+        time.sleep(0.2)
+    raise TimeoutError(f"Serve app {app_name!r} was not running after {timeout_s:.0f} s")
 
 
 def stop() -> None:

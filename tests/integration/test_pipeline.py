@@ -86,6 +86,8 @@ def test_an_upload_is_inferred_and_routed_by_real_models(pipeline_env, serve_url
     inspection = wait_for(lambda: routed(inspection_id), timeout=120)
     assert inspection.route == "review" and inspection.route_reason == "uncertain"
     assert inspection.detector_version and inspection.classifier_version
+    assert inspection.arm in ("champion", "challenger")
+    assert inspection.prompt_version == "v2+x1+t2024.1"
     assert inspection.regions, "the tiny detector at threshold 0 must propose regions"
     photo_ids = {p.id for p in inspection.photos}
     for region in inspection.regions:
@@ -93,9 +95,28 @@ def test_an_upload_is_inferred_and_routed_by_real_models(pipeline_env, serve_url
         assert 0 <= region.x1 <= region.x2 <= 320 and 0 <= region.y1 <= region.y2 <= 240
         assert 0.0 <= region.confidence <= 1.0
         assert sum(region.evidence["type_distribution"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert sum(region.evidence["final_distribution"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert region.evidence["candidate_type"] in region.evidence["type_distribution"]
+        # A review item's reasons come from the second (explain) call, and it worked.
+        assert "reason_error" not in region.evidence
+    assert any(region.reason for region in inspection.regions)
     with session_scope() as session:
         task = session.scalar(select(ReviewTask).where(ReviewTask.inspection_id == inspection_id))
         assert task is not None and task.decided_at is None
+
+
+def test_a_site_without_a_detector_sends_whole_photos_to_review(
+    pipeline_env, cold_start_url, worker
+):
+    pipeline_env.setenv("LOUPE_SERVE_URL", cold_start_url)
+    reset_caches()
+    inspection_id = submit(photo_count=2)
+    relay_all()
+    inspection = wait_for(lambda: routed(inspection_id), timeout=120)
+    assert (inspection.route, inspection.route_reason) == ("review", "cold_start")
+    assert inspection.detector_version is None
+    assert [(r.x1, r.y1, r.x2, r.y2) for r in inspection.regions] == [(0, 0, 320, 240)] * 2
+    assert all(r.evidence["whole_image"] and r.detector_score == 1.0 for r in inspection.regions)
 
 
 def test_serve_down_retries_then_sends_to_review_never_auto_pass(pipeline_env, worker):

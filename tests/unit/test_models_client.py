@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 
-from models.contracts import InferenceUnavailable
+from models.contracts import Box, InferenceResult, InferenceUnavailable, RegionToExplain
 from models.serve.client import HttpInferenceClient, ping
 
 URL = "http://inference.test/inspection"
@@ -82,6 +82,66 @@ def test_transport_errors_raise_inference_unavailable(error: Exception, message:
 
     with pytest.raises(InferenceUnavailable, match=message):
         _client(handler).infer(inspection_id="i", photos=[b"x"])
+
+
+def test_explain_posts_regions_to_the_explain_endpoint() -> None:
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["url"] = str(request.url)
+        seen["body"] = json.loads(request.content)
+        return httpx.Response(200, json={"reasons": ["A brown stain."], "arm": "challenger"})
+
+    regions = [RegionToExplain(0, Box(1, 2, 3, 4), "stain", "minor")]
+    reasons = _client(handler).explain(
+        inspection_id="i-1", arm="challenger", photos=[b"jpeg"], regions=regions, language="ko"
+    )
+    assert reasons == ["A brown stain."]
+    assert seen["url"] == URL + "/explain"
+    assert seen["body"]["arm"] == "challenger" and seen["body"]["language"] == "ko"
+    assert seen["body"]["regions"][0]["box"] == {"x1": 1, "y1": 2, "x2": 3, "y2": 4}
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(500, json={"error": "boom"}),
+        httpx.Response(200, json={"reasons": []}),
+        httpx.Response(200, json={"reasons": "A stain."}),
+    ],
+)
+def test_explain_failures_raise_inference_unavailable(response: httpx.Response) -> None:
+    regions = [RegionToExplain(0, Box(1, 2, 3, 4), "stain", "minor")]
+    with pytest.raises(InferenceUnavailable):
+        _client(lambda request: response).explain(
+            inspection_id="i", arm="champion", photos=[b"x"], regions=regions, language="en"
+        )
+
+
+def test_a_result_round_trips_with_both_steps_evidence() -> None:
+    data = {
+        **RESULT,
+        "arm": "challenger",
+        "regions": [
+            {
+                **RESULT["regions"][0],
+                "whole_image": True,
+                "classification": {
+                    **RESULT["regions"][0]["classification"],
+                    "candidate_type": "stain",
+                    "exceptions": [{"key": "shadow", "probability": 0.9, "threshold": 0.8}],
+                    "final_distribution": {"stain": 0.1, "normal": 0.9},
+                    "defect_type": "normal",
+                },
+            }
+        ],
+    }
+    result = InferenceResult.from_dict(data)
+    assert result.arm == "challenger" and result.regions[0].whole_image
+    assert result.regions[0].classification.overturned_by == ["shadow"]
+    assert InferenceResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    with pytest.raises(ValueError, match="arm"):
+        InferenceResult.from_dict({**data, "arm": "third"})
 
 
 def test_ping() -> None:

@@ -64,3 +64,9 @@ def test_nothing_above_threshold_gives_no_detections() -> None:
     logits = torch.full((50, 1), _logit(0.01))
     boxes = torch.rand(50, 4)
     assert decode_detections(logits, boxes, (64, 64), threshold=0.25, max_regions=20) == []
+
+
+def test_output_that_is_not_a_number_fails_instead_of_finding_nothing() -> None:
+    logits = torch.full((5, 1), float("nan"))
+    with pytest.raises(ValueError, match="not finite"):
+        decode_detections(logits, torch.rand(5, 4), (64, 64), threshold=0.25, max_regions=20)

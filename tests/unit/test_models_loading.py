@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from models.loading import model_version, resolve_model_dir
+from models.model_store import parse_s3_uri
 
 
 def _model_dir(root: Path, config: str = '{"a": 1}') -> Path:
@@ -24,9 +25,15 @@ def test_hub_ids_pass_through() -> None:
     assert resolve_model_dir("PekingU/rtdetr_r50vd") == "PekingU/rtdetr_r50vd"
 
 
-def test_s3_is_not_supported_yet() -> None:
-    with pytest.raises(ValueError, match="s3://"):
-        resolve_model_dir("s3://models/detector/3")
+def test_s3_uris_name_a_bucket_a_prefix_and_optionally_a_pinned_hash() -> None:
+    location = parse_s3_uri("s3://models/detector/v3/")
+    assert (location.bucket, location.prefix, location.name) == ("models", "detector/v3", "v3")
+    assert location.key("config.json") == "detector/v3/config.json"
+    pinned = parse_s3_uri("s3://models/detector/v3#sha256=" + "ab" * 32)
+    assert pinned.manifest_sha256 == "ab" * 32
+    for bad in ("s3:///prefix", "s3://b/p#md5=abc", "s3://b/p#sha256=short", "http://b/p"):
+        with pytest.raises(ValueError):
+            parse_s3_uri(bad)
 
 
 def test_missing_and_non_model_directories_fail_clearly(tmp_path: Path) -> None:

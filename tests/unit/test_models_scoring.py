@@ -67,3 +67,7 @@ def test_first_sentence(text: str, expected: str) -> None:
 def test_first_sentence_caps_length() -> None:
     capped = first_sentence("x" * 500, max_chars=200)
     assert len(capped) == 200 and capped.endswith("…")
+
+
+def test_first_sentence_drops_characters_a_database_cannot_store() -> None:
+    assert first_sentence("A st\x00ain\ufffd on\x07 the hem. More") == "A stain on the hem."

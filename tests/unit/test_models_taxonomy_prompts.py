@@ -57,8 +57,8 @@ def test_taxonomy_rejects_duplicate_keys(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_prompts_render_in_every_language(language: str) -> None:
-    prompts = load_prompts("v1")
-    assert prompts.version == "v1"
+    prompts = load_prompts()
+    assert prompts.version == "v2" and prompts.examples == ()
     prompt_set = prompts.for_language(language)
     for field in REQUIRED_FIELDS:
         assert getattr(prompt_set, field).strip()
@@ -73,6 +73,8 @@ def test_prompts_render_in_every_language(language: str) -> None:
         defect_type=taxonomy.defect_type("hole").name(language),
     )
     assert "- severe" in severity and taxonomy.defect_type("hole").name(language) in severity
+    exception = prompt_set.exception_question.format(question="Is it lint?")
+    assert "Is it lint?" in exception and "- yes" in exception and "- no" in exception
 
 
 def test_unknown_prompt_version_and_language() -> None:
@@ -80,3 +82,28 @@ def test_unknown_prompt_version_and_language() -> None:
         load_prompts("v999")
     with pytest.raises(ValueError, match="not in"):
         load_prompts().for_language("fr")
+
+
+def test_v1_is_kept_as_a_record_but_lacks_step_2() -> None:
+    with pytest.raises(ValueError, match="exception_question"):
+        load_prompts("v1")
+
+
+def test_few_shot_examples_are_images_with_answers(tmp_path: Path) -> None:
+    from PIL import Image
+
+    data = json.loads((Path(__file__).parents[2] / "models" / "prompts" / "v2.json").read_text())
+    (tmp_path / "examples").mkdir()
+    Image.new("RGB", (64, 48), (120, 80, 40)).save(tmp_path / "examples" / "stain-1.png")
+    data["version"] = "v2-site"
+    data["examples"] = [{"image": "examples/stain-1.png", "answer": "stain"}]
+    path = tmp_path / "v2-site.json"
+    path.write_text(json.dumps(data))
+    prompts = load_prompts(str(path))
+    assert prompts.version == "v2-site"
+    [example] = prompts.examples
+    assert example.answer == "stain" and example.image_path.is_file()
+    data["examples"][0]["image"] = "examples/missing.png"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="missing.png"):
+        load_prompts(str(path))

@@ -99,3 +99,45 @@ def test_audit_draw_is_stable_and_roughly_uniform():
     assert all(0.0 <= d < 1.0 for d in draws)
     share = sum(d < 0.02 for d in draws) / len(draws)
     assert 0.015 < share < 0.025
+
+
+def failed(det: float = 0.9) -> RegionScore:
+    return RegionScore(det, 0.0, "unknown", "unknown", failed=True)
+
+
+def test_a_region_the_models_could_not_judge_sends_the_item_to_review():
+    result = route([r(0.99, 0.99, sev="minor"), failed()], T, TABLE, audit_draw=0.0)
+    assert (result.kind, result.reason, result.verdict, result.is_audit) == (
+        "review",
+        "model_error",
+        None,
+        False,
+    )
+    # Below the detector threshold a failed region is as irrelevant as any other.
+    assert route([failed(det=0.1)], T, TABLE, NO_AUDIT).kind == "auto_pass"
+
+
+@pytest.mark.parametrize("regions", [[], [r(0.99, 0.99, sev="severe")], [r(0.3, 0.3)]])
+def test_cold_start_sends_everything_to_review(regions):
+    result = route(regions, T, TABLE, audit_draw=0.0, cold_start=True)
+    assert (result.kind, result.reason, result.verdict, result.is_audit) == (
+        "review",
+        "cold_start",
+        None,
+        False,
+    )
+
+
+def test_cold_start_keeps_the_confidence_for_priority():
+    result = route([r(1.0, 0.8, sev="severe")], T, TABLE, NO_AUDIT, cold_start=True)
+    assert result.confidence == pytest.approx(0.8) and result.severity == "severe"
+
+
+def test_a_normal_regions_severity_does_not_raise_priority():
+    result = route([r(0.9, 0.9, "normal", "severe"), r(0.9, 0.85, sev="minor")], T, TABLE, 0.99)
+    assert result.kind == "review" and result.severity == "minor"
+
+
+def test_a_confidence_that_is_not_a_number_is_never_sure():
+    assert region_confidence(float("nan"), 0.99) == 0.0
+    assert route([r(0.99, float("nan"))], T, TABLE, NO_AUDIT).reason == "likely_false_alarm"

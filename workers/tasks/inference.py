@@ -1,4 +1,10 @@
-"""run_inference: a thin adapter from the queue to the Serve app and the routing policy."""
+"""run_inference: a thin adapter from the queue to the Serve app and the routing policy.
+
+The policy is applied here, not in Serve: Serve answers with both classification steps
+and no reasons; if the item goes to review, a second call asks the same arm for the
+reasons of its regions (generation is the expensive part, and only people read them).
+Everything is then recorded in one transaction.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,17 @@ import uuid
 from datetime import timedelta
 from functools import lru_cache
 
-from models.serve.client import HttpInferenceClient
-
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db import session_scope
 from app.inspections import results
 from app.storage import get_store
-from models.contracts import InferenceClient, InferenceUnavailable
+from models.contracts import (
+    InferenceClient,
+    InferenceResult,
+    InferenceUnavailable,
+    RegionToExplain,
+)
+from models.serve.client import HttpInferenceClient
 from workers.celery_app import celery
 
 log = logging.getLogger(__name__)
@@ -35,11 +45,57 @@ def infer(inspection_id: uuid.UUID, client: InferenceClient) -> str:
     store = get_store()
     photos = [store.get(key) for key in keys]
     result = client.infer(inspection_id=str(inspection_id), photos=photos)
+    reasons, explain_error = explain_for_review(client, inspection_id, result, photos, settings)
     with session_scope() as session:
         decided = results.record_result(
-            session=session, inspection_id=inspection_id, result=result, settings=settings
+            session=session,
+            inspection_id=inspection_id,
+            result=result,
+            settings=settings,
+            reasons=reasons,
+            explain_error=explain_error,
         )
     return decided.kind if decided else "already routed"
+
+
+def explain_for_review(
+    client: InferenceClient,
+    inspection_id: uuid.UUID,
+    result: InferenceResult,
+    photos: list[bytes],
+    settings: Settings,
+) -> tuple[dict[int, str], str | None]:
+    """Reasons for the regions of an item that goes to review: {region index: sentence}.
+
+    A failure here never blocks routing: the item is going to an inspector anyway, who
+    can judge without the sentence; the error is kept in the regions' evidence.
+    """
+    decided = results.decide(inspection_id=inspection_id, result=result, settings=settings)
+    wanted = results.regions_to_explain(result, decided, settings)
+    if not wanted:
+        return {}, None
+    regions = [_to_explain(result, index) for index in wanted]
+    try:
+        reasons = client.explain(
+            inspection_id=str(inspection_id),
+            arm=result.arm,
+            photos=photos,
+            regions=regions,
+            language=settings.classifier_language,
+        )
+    except Exception as exc:  # InferenceUnavailable, or anything else: still route
+        level = logging.WARNING if isinstance(exc, InferenceUnavailable) else logging.ERROR
+        log.log(level, "reasons for %s failed: %s", inspection_id, exc, exc_info=True)
+        return {}, f"{type(exc).__name__}: {exc}"[:500]
+    return dict(zip(wanted, reasons, strict=True)), None
+
+
+def _to_explain(result: InferenceResult, index: int) -> RegionToExplain:
+    region = result.regions[index]
+    c = region.classification
+    return RegionToExplain(
+        region.photo_index, region.box, c.defect_type, c.severity, c.candidate_type
+    )
 
 
 def give_up(inspection_id: uuid.UUID, error: str) -> str:
@@ -58,8 +114,9 @@ def run_inference(self, inspection_id: str) -> str:  # type: ignore[no-untyped-d
     try:
         return infer(item, get_client())
     except Exception as exc:
-        # Every failure — the endpoint down, a timeout, unparsable output, a missing
-        # photo — is retried with backoff and then sent to review.
+        # Every failure — the endpoint down, a timeout, a model that raised (Serve answers
+        # 5xx), a malformed result, a missing photo — is retried with backoff and then
+        # sent to review.
         reason = "inference_unavailable" if isinstance(exc, InferenceUnavailable) else "error"
         log.warning("inference for %s failed (%s): %s", inspection_id, reason, exc)
         if self.request.retries < settings.inference_max_retries:

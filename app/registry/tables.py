@@ -1,0 +1,102 @@
+"""Model versions, the aliases that point at them, and A/B experiments between them.
+
+As in MLflow's registry: a model version is an immutable row (its URI, content hash and
+evaluation metrics never change; the database refuses updates), and "champion" and
+"challenger" are aliases that move between versions. The `version` string is the one
+recorded with every result (inspection.detector_version / classifier_version).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, utcnow
+
+MODEL_KINDS = ("detector", "classifier")
+ALIASES = ("champion", "challenger")
+EXPERIMENT_STATUSES = ("running", "stopped")
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_version"
+    __table_args__ = (
+        UniqueConstraint("kind", "version"),
+        CheckConstraint(f"kind IN {MODEL_KINDS}", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    version: Mapped[str] = mapped_column(String(200))
+    uri: Mapped[str] = mapped_column(Text)
+    # sha256 of the model's manifest (models/model_store.py): pins the exact files.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelAlias(Base):
+    """champion / challenger for each kind of model; moving one is an update of this row."""
+
+    __tablename__ = "model_alias"
+    __table_args__ = (
+        CheckConstraint(f"alias IN {ALIASES}", name="alias"),
+        CheckConstraint(f"kind IN {MODEL_KINDS}", name="kind"),
+    )
+
+    alias: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class Experiment(Base):
+    """A challenger served beside the champion for a share of the inspections.
+
+    The arm of an inspection is drawn from its id with the experiment's name as salt
+    (models/arms.py), and each result records its arm and versions (inspection.arm).
+    A null detector is an arm that runs classifier-only (cold start).
+    """
+
+    __tablename__ = "experiment"
+    __table_args__ = (
+        UniqueConstraint("name"),
+        CheckConstraint(f"status IN {EXPERIMENT_STATUSES}", name="status"),
+        CheckConstraint("challenger_share > 0 AND challenger_share < 1", name="challenger_share"),
+        # Serve runs one challenger at a time, so at most one experiment runs.
+        Index(
+            "experiment_one_running_key",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    challenger_share: Mapped[float] = mapped_column(Float)
+    champion_detector_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    champion_classifier_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"))
+    challenger_detector_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    challenger_classifier_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
