@@ -200,6 +200,39 @@ def ingest(
         raise SystemExit(1)
 
 
+# --- infer --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--reasons", is_flag=True, help="Also generate each region's reason (slower).")
+@click.option("--language", type=click.Choice(["en", "ko"]), help="Language of the reasons.")
+def infer(images: tuple[Path, ...], as_json: bool, reasons: bool, language: str | None) -> None:
+    """Run the models on IMAGES (the photos of one garment) and print what they say.
+
+    Uses the Serve app at LOUPE_SERVE_URL when it answers, the models of
+    LOUPE_DETECTOR_URI / LOUPE_CLASSIFIER_URI in this process otherwise. Prints regions,
+    distributions, exceptions, the route and timings; nothing is stored.
+    """
+    from app.config import get_settings
+    from app.inspections.local_infer import format_report, infer_photos
+    from models.contracts import InferenceUnavailable
+
+    settings = get_settings()
+    photos = [path.read_bytes() for path in images]
+    try:
+        report = infer_photos(
+            photos,
+            settings,
+            with_reasons=reasons,
+            language=language or settings.classifier_language,
+        )
+    except (InferenceUnavailable, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+
+
 # --- users and station tokens ---------------------------------------------------------------
 
 
@@ -256,6 +289,92 @@ def create_user(username: str, role: str, language: str, password: str, var_dir:
     click.echo(f"created {role} {username}")
 
 
+@users.command("list")
+@var_dir_option
+def list_users(var_dir: Path) -> None:
+    """Every user: name, role, language, active or disabled."""
+    from app.auth import service
+
+    with _session(var_dir) as session:
+        rows = service.list_users(session=session)
+    for user in rows:
+        state = "active" if user.is_active else "disabled"
+        click.echo(f"{user.username:<24} {user.role:<10} {user.language:<3} {state}")
+
+
+def _change_user(var_dir: Path, username: str, change: Any) -> None:
+    """Apply change(session, user) to USERNAME and commit; a refusal is a clean error."""
+    from app.auth import service
+
+    with _session(var_dir) as session:
+        user = service.get_by_username(session=session, username=username)
+        if user is None:
+            raise click.ClickException(f"no user {username!r}")
+        try:
+            change(session, user)
+            session.commit()
+        except ValueError as exc:  # InvalidInput, LastAdmin
+            raise click.ClickException(str(exc)) from exc
+
+
+@users.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@var_dir_option
+def set_role(username: str, role: str, var_dir: Path) -> None:
+    """Give USERNAME another role (from their next request on)."""
+    from app.auth import service
+
+    _change_user(
+        var_dir, username,
+        lambda s, u: service.set_role(session=s, user=u, role=role, actor_id=None),
+    )  # fmt: skip
+    click.echo(f"{username} is now {role}")
+
+
+@users.command("disable")
+@click.argument("username")
+@var_dir_option
+def disable_user(username: str, var_dir: Path) -> None:
+    """Stop USERNAME from logging in; an open session ends on its next request."""
+    from app.auth import service
+
+    _change_user(
+        var_dir, username,
+        lambda s, u: service.set_active(session=s, user=u, active=False, actor_id=None),
+    )  # fmt: skip
+    click.echo(f"disabled {username}")
+
+
+@users.command("enable")
+@click.argument("username")
+@var_dir_option
+def enable_user(username: str, var_dir: Path) -> None:
+    """Let a disabled USERNAME log in again."""
+    from app.auth import service
+
+    _change_user(
+        var_dir, username,
+        lambda s, u: service.set_active(session=s, user=u, active=True, actor_id=None),
+    )  # fmt: skip
+    click.echo(f"enabled {username}")
+
+
+@users.command("reset-password")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@var_dir_option
+def reset_password(username: str, password: str, var_dir: Path) -> None:
+    """Set a new password for USERNAME."""
+    from app.auth import service
+
+    _change_user(
+        var_dir, username,
+        lambda s, u: service.set_password(session=s, user=u, password=password, actor_id=None),
+    )  # fmt: skip
+    click.echo(f"new password set for {username}")
+
+
 @main.group()
 def tokens() -> None:
     """Tokens that camera stations send as `Authorization: Bearer ...`."""
@@ -269,6 +388,39 @@ def create_token(station: str, var_dir: Path) -> None:
     from app.auth import service
 
     with _session(var_dir) as session:
-        token = service.create_station_token(session=session, station=station)
+        try:
+            token = service.create_station_token(session=session, station=station)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
         session.commit()
     click.echo(token)
+
+
+@tokens.command("list")
+@var_dir_option
+def list_tokens(var_dir: Path) -> None:
+    """Every station token: id, station, created, revoked (the tokens themselves are not kept)."""
+    from app.auth import service
+
+    with _session(var_dir) as session:
+        rows = service.list_tokens(session=session)
+    for row in rows:
+        revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+        created = f"{row.created_at:%Y-%m-%d %H:%M}"
+        click.echo(f"{row.id:>5}  {row.station:<24} created {created}  {revoked}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@var_dir_option
+def revoke_token(token_id: int, var_dir: Path) -> None:
+    """Revoke the token with TOKEN_ID (see `loupe tokens list`); its station gets 401."""
+    from app.auth import service
+
+    with _session(var_dir) as session:
+        row = service.revoke_token(session=session, token_id=token_id, actor_id=None)
+        if row is None:
+            raise click.ClickException(f"no live token with id {token_id}")
+        station = row.station
+        session.commit()
+    click.echo(f"revoked the token of {station}")

@@ -6,6 +6,7 @@ key, model directories — before any process reads these settings.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
+# Stored on decisions (varchar 50) and used in catalogue keys: tag.<key>.
+TAG_KEY = re.compile(r"[a-z0-9_]{1,50}")
 
 
 class Settings(BaseSettings):
@@ -53,7 +56,21 @@ class Settings(BaseSettings):
     inference_max_retries: int = 5
     inference_retry_backoff_s: float = 2.0
     detector_max_regions: int = 20
-    classifier_language: str = "en"
+    classifier_language: str = "en"  # the classifier's prompts and the reasons' language
+    # An empty LOUPE_DETECTOR_URI runs classifier-only (cold start: everything to review).
+    # A challenger served beside the champion for a share of the items (an experiment).
+    challenger_detector_uri: str = ""
+    challenger_classifier_uri: str = ""
+    challenger_share: float = Field(0.0, ge=0.0, le=1.0)
+    experiment: str = ""  # its name; it salts the arm draw (models/arms.py)
+    prompt_version: str = "v2"  # models/prompts/<version>.json
+    model_device: str = "cpu"  # cpu | cuda, for the Serve replicas and `loupe infer`
+    # s3:// models are downloaded and verified once into this directory.
+    model_cache_dir: Path | None = None
+    # Reasons are generated only for items routed to review, for at most this many regions.
+    explain_max_regions: int = Field(8, ge=0)
+    # A box narrower or lower than this cannot be judged: the item goes to review.
+    min_region_px: int = Field(4, ge=1)
 
     # Routing policy (DESIGN.md defaults from the field report)
     detector_threshold: float = Field(0.25, ge=0.0, le=1.0)
@@ -66,6 +83,21 @@ class Settings(BaseSettings):
     # Review queue
     lease_seconds: int = 300
     review_sla_seconds: int = 4 * 3600
+    # Confidence an item gives up over one SLA of waiting: at 1.0 an item at its due time
+    # goes ahead of any fresh one (app.review.priority).
+    review_aging_weight: float = Field(1.0, ge=0.0, le=10.0)
+    # The open review page renews its leases this often while the inspector is active.
+    review_heartbeat_seconds: int = Field(60, ge=1)
+    # How long an inspector may take a decision back.
+    undo_seconds: int = Field(10, ge=0, le=300)
+    # Quick tags on the review page, "why the model was wrong": comma-separated keys,
+    # named in the catalogues as tag.<key> (an unnamed key shows as itself).
+    review_tags: str = "shadow,lighting,white_fabric,print,lint,reflection,texture,garment_label"
+    # Region confidences on the review page; a site that wants audits fully blind turns
+    # this off (app.review.presenters explains what the numbers reveal).
+    review_show_region_confidence: bool = True
+    # "Today" for an inspector's own numbers starts at midnight here (an IANA zone name).
+    site_timezone: str = "UTC"
 
     # Outbox relay, and the sweeper that re-dispatches items stuck before routing
     outbox_poll_s: float = 0.25
@@ -79,6 +111,36 @@ class Settings(BaseSettings):
             raise ValueError("LOUPE_THRESHOLD_LOW must not exceed LOUPE_THRESHOLD_HIGH")
         return v
 
+    @field_validator("review_tags")
+    @classmethod
+    def _tag_keys(cls, v: str) -> str:
+        bad = [k for k in (k.strip() for k in v.split(",")) if k and not TAG_KEY.fullmatch(k)]
+        if bad:
+            raise ValueError(f"LOUPE_REVIEW_TAGS: tags are keys like white_fabric, not {bad}")
+        return v
+
+    @field_validator("site_timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"LOUPE_SITE_TIMEZONE: unknown time zone {v!r}") from exc
+        return v
+
+    @property
+    def heartbeat_seconds(self) -> int:
+        """The heartbeat interval, never so long that one missed beat loses the lease."""
+        return max(1, min(self.review_heartbeat_seconds, self.lease_seconds // 2))
+
+    @property
+    def tag_keys(self) -> tuple[str, ...]:
+        """The quick tags, in the order the review page shows them."""
+        keys = (k.strip() for k in self.review_tags.split(","))
+        return tuple(dict.fromkeys(k for k in keys if k))
+
     def check_secrets(self) -> None:
         """Refuse to run in production with a placeholder secret."""
         if self.environment == "production" and self.secret_key in PLACEHOLDER_SECRETS:
@@ -87,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def photo_dir(self) -> Path:
         return self.storage_dir or (self.var_dir / "photos")
+
+    @property
+    def model_cache(self) -> Path:
+        return self.model_cache_dir or (self.var_dir / "model-cache")
 
     @property
     def base_url(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +95,15 @@ def render(
     context: dict[str, Any] | None = None,
     block: str | None = None,
     *,
+    fragment: bool = False,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """The whole page, or only its named `block` when HTMX asks for a fragment."""
+    """The whole page, or only its named `block` when HTMX asks for a fragment (or
+    `fragment` says so: a script's request that is not HTMX's)."""
     ctx = _page_context(request, context or {})
     page = templates.get_template(template)
-    if block is not None and is_htmx(request):
+    if block is not None and (fragment or is_htmx(request)):
         html = "".join(page.blocks[block](page.new_context(ctx)))
     else:
         html = page.render(ctx)
@@ -227,6 +230,30 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class ServerTiming:
+    """`Server-Timing: app;dur=<ms>` on every answer: the time the app took, as browsers'
+    developer tools and bench/review_decide.py read it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_with_timing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - started) * 1000
+                headers = list(message.get("headers", []))
+                headers.append((b"server-timing", f"app;dur={ms:.1f}".encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_timing)
+
+
 def session_secret(settings: Settings) -> str:
     """The key that signs session cookies; only development may run without one."""
     if settings.secret_key:
@@ -240,9 +267,13 @@ def session_secret(settings: Settings) -> str:
 def create_app() -> FastAPI:
     """Build the web app from the current settings."""
     # Imported here: the area views import `render` from this module.
+    from app.admin.token_views import router as admin_token_router
+    from app.admin.views import router as admin_router
     from app.auth.views import router as auth_router
     from app.health import router as health_router
     from app.inspections.views import router as inspections_router
+    from app.review.keys_views import router as review_keys_router
+    from app.review.lead_views import router as review_lead_router
     from app.review.views import router as review_router
 
     settings = get_settings()
@@ -261,6 +292,18 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (health_router, inspections_router, auth_router, review_router, pages):
+    app.add_middleware(ServerTiming)
+    routers = (
+        health_router,
+        inspections_router,
+        auth_router,
+        review_keys_router,
+        review_lead_router,
+        review_router,
+        admin_router,
+        admin_token_router,
+        pages,
+    )
+    for router in routers:
         app.include_router(router)
     return app

@@ -1,22 +1,375 @@
-// One key per decision on the review page: P passes, R rejects (the keys on the buttons).
-// event.code names the physical key, so the shortcuts work with a Korean keyboard layout
-// too, where the same keys type ㅔ and ㄱ.
+// The review page, keyboard first. Each key is an action (confirm, pass, reject, select a
+// region and change its type or severity, not a defect, tags, note, undo); the server sends
+// this inspector's keys in #review-config, and every button shows its key.
+// Keys are physical positions (event.code), so they work with a Korean IME switched on
+// and on AZERTY keyboards; users move them on /review/keys.
 "use strict";
 
-document.addEventListener("keydown", (event) => {
-  if (event.repeat || event.isComposing || event.ctrlKey || event.metaKey || event.altKey) {
-    return;
+(() => {
+  const config = document.getElementById("review-config");
+  if (!config) return;
+  const keymap = JSON.parse(config.dataset.keymap || "{}");
+  const messages = JSON.parse(config.dataset.messages || "{}");
+  const heartbeatMs = Number(config.dataset.heartbeatSeconds || 60) * 1000;
+  const leaseMs = Number(config.dataset.leaseSeconds || 300) * 1000;
+  // Holding a key down must never decide several items; moving through regions may repeat.
+  const REPEATABLE = new Set(["next_region", "prev_region"]);
+  const prefetched = [];
+  let item = null; // {root, regions, selected}
+  let shown = null; // the #review-item element init() last set up
+
+  // --- the item on screen ------------------------------------------------------------------
+
+  // Called when an item arrives, and before any key is handled: htmx announces new content
+  // only after its settle delay, and a fast key must not act on the item that just left.
+  function init() {
+    const root = document.getElementById("review-item");
+    if (root === shown) return;
+    shown = root;
+    if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+    if (root) startUndoCountdown(root);
+    if (!root || !root.classList.contains("review-item")) {
+      item = null;
+      return;
+    }
+    const regions = [...root.querySelectorAll("li.region")].map((li) => ({
+      kind: "model",
+      id: Number(li.dataset.region),
+      li,
+      box: root.querySelector(`g.box[data-region="${li.dataset.region}"]`),
+      modelType: li.dataset.type,
+      modelSeverity: li.dataset.severity,
+      type: li.dataset.type,
+      severity: li.dataset.severity,
+      notDefect: false,
+    }));
+    item = { root, regions, selected: -1 };
+    if (regions.length === 1) select(0);
+    prefetch(root);
+    sync();
   }
-  // Typing a note must never decide the item.
-  if (event.target instanceof Element &&
-      event.target.closest("input, textarea, select, [contenteditable]")) {
-    return;
+
+  function prefetch(root) {
+    const holder = root.querySelector(".prefetch");
+    if (!holder) return;
+    // The next item's photos, into the browser cache while this one is being looked at.
+    for (const url of (holder.dataset.photos || "").split(" ").filter(Boolean)) {
+      const image = new Image();
+      image.decoding = "async";
+      image.src = url;
+      prefetched.push(image);
+    }
+    prefetched.splice(0, Math.max(0, prefetched.length - 16));
   }
-  const button = document.querySelector(`#review-item button[data-key="${event.code}"]`);
-  if (!button || button.matches(":disabled")) {
-    return;
+
+  function hint(text) {
+    const el = item && item.root.querySelector(".hint");
+    if (el) el.textContent = text || "";
+    // The hint takes room from the region list: keep the selected region in sight.
+    if (item && item.selected >= 0) item.regions[item.selected].li.scrollIntoView({ block: "nearest" });
   }
-  event.preventDefault();
-  // A click submits the form with this button as the submitter, so htmx sends its verdict.
-  button.click();
-});
+
+  function nameOf(action) {
+    const button = document.querySelector(`[data-action="${CSS.escape(action)}"]`);
+    return button ? button.dataset.name || "" : "";
+  }
+
+  function colourOf(type) {
+    const button = document.querySelector(`[data-action="type.${CSS.escape(type)}"]`);
+    return button ? button.dataset.colour : "12";
+  }
+
+  function setColour(el, colour) {
+    if (!el) return;
+    for (const cls of [...el.classList]) if (/^c\d+$/.test(cls)) el.classList.remove(cls);
+    el.classList.add(`c${colour}`);
+  }
+
+  // Show a region as it now stands, and keep the form's hidden field up to date.
+  function render(region) {
+    const { li, box } = region;
+    li.querySelector(".region-type").textContent = region.type
+      ? nameOf(`type.${region.type}`) || region.type
+      : messages.untyped;
+    li.querySelector(".region-severity").textContent = nameOf(`severity.${region.severity}`);
+    const changed =
+      region.kind === "model" &&
+      !region.notDefect &&
+      (region.type !== region.modelType || region.severity !== region.modelSeverity);
+    const state = region.kind === "added" ? messages.added
+      : region.notDefect ? messages.not_defect : changed ? messages.changed : "";
+    li.querySelector(".region-state").textContent = state;
+    for (const el of [li, box]) {
+      if (!el) continue;
+      el.classList.toggle("changed", changed);
+      el.classList.toggle("not-defect", region.notDefect);
+      el.classList.toggle("untyped", region.kind === "added" && !region.type);
+      setColour(el, region.type ? colourOf(region.type) : 12);
+    }
+    sync();
+  }
+
+  function edits() {
+    const out = [];
+    for (const r of item.regions) {
+      if (r.kind === "added") {
+        out.push({ photo: r.photoId, box: r.coords, type: r.type, severity: r.severity });
+      } else if (r.notDefect) {
+        out.push({ region: r.id, not_defect: true });
+      } else if (r.type !== r.modelType || r.severity !== r.modelSeverity) {
+        out.push({ region: r.id, type: r.type, severity: r.severity });
+      }
+    }
+    return out;
+  }
+
+  function sync() {
+    const field = item.root.querySelector('input[name="regions"]');
+    if (field) field.value = JSON.stringify(edits());
+    document.dispatchEvent(new CustomEvent("review:boxes-changed"));
+  }
+
+  function select(index) {
+    if (!item || !item.regions.length) return;
+    const n = item.regions.length;
+    item.selected = ((index % n) + n) % n;
+    item.regions.forEach((r, i) => {
+      const on = i === item.selected;
+      r.li.classList.toggle("selected", on);
+      if (r.box) r.box.classList.toggle("selected", on);
+    });
+    item.regions[item.selected].li.scrollIntoView({ block: "nearest" });
+    hint("");
+  }
+
+  // The region a type or severity key applies to: the selected one, or the only one.
+  function target() {
+    if (!item) return null;
+    if (item.selected >= 0) return item.regions[item.selected];
+    if (item.regions.length === 1) return item.regions[0];
+    hint(messages.select_region);
+    return null;
+  }
+
+  function setType(type) {
+    const region = target();
+    if (!region) return;
+    region.type = type;
+    region.notDefect = false;
+    render(region);
+    hint(region.kind === "added" ? messages.typed : "");
+  }
+
+  function setSeverity(severity) {
+    const region = target();
+    if (!region) return;
+    region.severity = severity;
+    region.notDefect = false;
+    render(region);
+  }
+
+  function toggleNotDefect() {
+    const region = target();
+    if (!region) return;
+    if (region.kind === "added") {
+      removeAdded(region);
+      return;
+    }
+    region.notDefect = !region.notDefect;
+    render(region);
+  }
+
+  function removeAdded(region) {
+    region.li.remove();
+    if (region.box) region.box.remove();
+    item.regions.splice(item.regions.indexOf(region), 1);
+    item.selected = -1;
+    renumber();
+    if (item.regions.length) select(item.regions.length - 1);
+    sync();
+  }
+
+  function renumber() {
+    item.regions.forEach((r, i) => {
+      r.li.querySelector(".region-number").textContent = String(i + 1);
+      const label = r.box && r.box.querySelector("text");
+      if (label) label.textContent = String(i + 1);
+    });
+  }
+
+  // A box drawn with the mouse (review-photo.js): a new region without a type yet.
+  function addDrawn({ svg, coords, group }) {
+    if (!item) return;
+    const list = item.root.querySelector("ol.regions");
+    const li = document.createElement("li");
+    li.className = "region added c12";
+    li.innerHTML =
+      '<div class="region-head"><span class="region-number"></span>' +
+      '<span class="region-type"></span><span class="region-severity"></span>' +
+      '<span class="region-state"></span></div>';
+    list.append(li);
+    const noRegions = item.root.querySelector(".no-regions");
+    if (noRegions) noRegions.remove();
+    const severity = defaultSeverity();
+    const region = {
+      kind: "added", li, box: group, photoId: Number(svg.dataset.photoId), coords,
+      type: null, severity, notDefect: false,
+    };
+    item.regions.push(region);
+    renumber();
+    render(region);
+    select(item.regions.length - 1);
+    hint(messages.needs_type);
+  }
+
+  function defaultSeverity() {
+    const buttons = [...document.querySelectorAll('[data-action^="severity."]')];
+    const middle = buttons[Math.floor((buttons.length - 1) / 2)];
+    return middle ? middle.dataset.action.slice("severity.".length) : "moderate";
+  }
+
+  // --- actions -------------------------------------------------------------------------------
+
+  function click(action) {
+    const root = document.getElementById("review-item");
+    const button = root && root.querySelector(`[data-action="${action}"]`);
+    if (!button || button.matches(":disabled")) return;
+    // htmx wires new content up after its settle delay; a key pressed sooner would post
+    // the form the old way (a full page load). process() is a no-op once it is wired.
+    htmx.process(root);
+    button.click();
+  }
+
+  function run(action) {
+    init();
+    if (action === "undo") return click("undo");
+    if (!item) return;
+    if (["confirm", "pass", "reject"].includes(action)) return click(action);
+    if (action === "next_region") return select(item.selected + 1);
+    if (action === "prev_region") return select(item.selected < 0 ? -1 : item.selected - 1);
+    if (action === "not_defect") return toggleNotDefect();
+    if (action === "loupe") return document.dispatchEvent(new CustomEvent("review:toggle-loupe"));
+    if (action === "note") return item.root.querySelector('textarea[name="note"]').focus();
+    if (action.startsWith("type.")) return setType(action.slice(5));
+    if (action.startsWith("severity.")) return setSeverity(action.slice(9));
+    if (action.startsWith("tag.")) {
+      const box = item.root.querySelector(`input[name="tags"][value="${CSS.escape(action.slice(4))}"]`);
+      if (box) box.checked = !box.checked;
+    }
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.isComposing || event.ctrlKey || event.metaKey || event.altKey) return;
+    const field = event.target instanceof Element &&
+      event.target.closest("input:not([type=checkbox]), textarea, select, [contenteditable]");
+    if (field) {
+      // Typing a note must never decide the item; Escape goes back to the keys.
+      if (event.key === "Escape") {
+        field.blur();
+        event.preventDefault();
+      }
+      return;
+    }
+    if (event.key === "Escape") {
+      document.dispatchEvent(new CustomEvent("review:cancel-drawing"));
+      return;
+    }
+    const shifted = event.shiftKey && !event.code.startsWith("Shift");
+    const action = keymap[(shifted ? "Shift+" : "") + event.code];
+    if (!action) return;
+    event.preventDefault();
+    if (event.repeat && !REPEATABLE.has(action)) return;
+    run(action);
+  });
+
+  // Buttons and regions work with the mouse too.
+  document.addEventListener("click", (event) => {
+    init();
+    if (!(event.target instanceof Element) || !item) return;
+    const tool = event.target.closest(".tools [data-action], .region-nav [data-action]");
+    if (tool) return run(tool.dataset.action);
+    const picked = event.target.closest("li.region");
+    if (picked) select(item.regions.findIndex((r) => r.li === picked));
+  });
+  document.addEventListener("review:region-clicked", (event) => {
+    init();
+    if (item) select(item.regions.findIndex((r) => r.box === event.detail.group));
+  });
+  document.addEventListener("review:box-drawn", (event) => {
+    init();
+    addDrawn(event.detail);
+  });
+
+  // A drawn box without a type cannot be saved: say so instead of sending it.
+  document.body.addEventListener("htmx:confirm", (event) => {
+    if (!item || !(event.target instanceof Element) || !event.target.matches("form.decision")) return;
+    const untyped = item.regions.findIndex((r) => r.kind === "added" && !r.type);
+    if (untyped >= 0) {
+      event.preventDefault();
+      select(untyped);
+      hint(messages.needs_type);
+    }
+  });
+
+  // --- undo window ---------------------------------------------------------------------------
+
+  function startUndoCountdown(root) {
+    const bar = root.querySelector(".undo-bar");
+    if (!bar) return;
+    let left = Number(bar.dataset.seconds || 0);
+    const counter = bar.querySelector(".undo-count");
+    const timer = setInterval(() => {
+      left -= 1;
+      if (!bar.isConnected || left <= 0) {
+        clearInterval(timer);
+        bar.remove();
+        return;
+      }
+      counter.textContent = String(left);
+    }, 1000);
+  }
+
+  // --- lease heartbeat -----------------------------------------------------------------------
+
+  let lastActivity = Date.now();
+  for (const type of ["keydown", "mousemove", "mousedown", "wheel", "touchstart"]) {
+    document.addEventListener(type, () => { lastActivity = Date.now(); }, { passive: true });
+  }
+
+  function csrfToken() {
+    const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    return headers["X-CSRF-Token"] || "";
+  }
+
+  async function heartbeat() {
+    const root = document.getElementById("review-item");
+    if (!root || !root.dataset.taskId) return;
+    // Someone who walked away lets the lease run out: the item goes back to the queue.
+    if (Date.now() - lastActivity > leaseMs) return;
+    const notice = root.querySelector(".lease-notice");
+    const body = new FormData();
+    body.append("task", root.dataset.taskId);
+    try {
+      const response = await fetch("/review/heartbeat", {
+        method: "POST", body, credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrfToken() },
+      });
+      if (response.redirected) {
+        window.location.assign(response.url); // logged out meanwhile: to the login form
+      } else if (response.status === 409 && notice) {
+        notice.innerHTML = await response.text(); // escaped by the server's template
+      } else if (!response.ok && notice) {
+        notice.textContent = messages.lease_error;
+      } else if (notice) {
+        notice.textContent = "";
+      }
+    } catch {
+      if (notice) notice.textContent = messages.lease_error;
+    }
+  }
+
+  setInterval(heartbeat, heartbeatMs);
+  htmx.onLoad((element) => {
+    if (element === document.body || element.id === "review-item") init();
+  });
+})();

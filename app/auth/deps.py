@@ -118,7 +118,11 @@ def require_role(*roles: str) -> Callable[[User], User]:
     return check_role
 
 
+# Who may use which pages; an admin passes every check (tests/integration/test_web_routes.py
+# holds the whole table of routes and roles).
 ReviewerDep = Annotated[User, Depends(require_role("inspector", "lead"))]
+LeadDep = Annotated[User, Depends(require_role("lead"))]
+AdminDep = Annotated[User, Depends(require_role("admin"))]
 
 
 def csrf_token(request: Request) -> str:

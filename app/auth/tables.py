@@ -1,16 +1,22 @@
-"""People who log in, and the tokens camera stations use for the API."""
+"""People who log in, the tokens camera stations use for the API, and the audit log of
+what people changed (users, tokens, leases, re-reviews)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, String
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, String
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
 ROLES = ("inspector", "lead", "ml", "admin")
 LANGUAGES = ("en", "ko")
+# Which labels the review page prints on its keys; the keys themselves are physical
+# positions (KeyboardEvent.code), so they work whatever the layout (app.review.keys).
+KEYBOARD_LAYOUTS = ("qwerty", "azerty", "qwertz")
 
 
 class User(Base):
@@ -18,6 +24,7 @@ class User(Base):
     __table_args__ = (
         CheckConstraint(f"role IN {ROLES}", name="role"),
         CheckConstraint(f"language IN {LANGUAGES}", name="language"),
+        CheckConstraint(f"keyboard_layout IN {KEYBOARD_LAYOUTS}", name="keyboard_layout"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -26,6 +33,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     language: Mapped[str] = mapped_column(String(5), default="en")
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Only the actions the user re-bound: {"pass": "KeyF"}; the rest keep the defaults.
+    key_bindings: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    keyboard_layout: Mapped[str] = mapped_column(String(10), default="qwerty")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -39,3 +49,19 @@ class StationToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """Who changed what: one row per administrative or lead action. Never updated."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # NULL when the command line did it (`loupe users ...`), where nobody is logged in.
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    action: Mapped[str] = mapped_column(String(50))  # user.create, lease.release, ...
+    subject: Mapped[str] = mapped_column(String(200))  # "user:12", "review_task:40"
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )

@@ -50,8 +50,14 @@ def login(
 
 
 @router.post("/logout", name="logout")
-def logout(request: Request) -> Response:
-    """End the session."""
+def logout(request: Request, session: SessionDep) -> Response:
+    """End the session, and give back the review items the user held."""
+    from app.review.service import release_user_leases  # the review area depends on auth
+
+    user_id = request.session.get("user_id")
+    if isinstance(user_id, int):
+        # Their colleagues need not wait for the leases to run out.
+        release_user_leases(session=session, user_id=user_id)
     language = request.session.get("language")
     request.session.clear()
     if language:

@@ -1,18 +1,33 @@
-"""The review queue: create tasks, claim the next one with a lease, record decisions."""
+"""The review queue: create tasks, lease them to inspectors, renew and release leases.
+
+Decisions, undo and re-review are in app.review.decisions; the queue order in
+app.review.priority.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
+from app.auth.tables import AuditEvent
+from app.config import get_settings
 from app.db import utcnow
-from app.inspections.tables import Inspection
-from app.review.tables import Decision, ReviewTask
+from app.inspections.tables import Inspection, Photo, Region
+from app.review import priority
+from app.review.priority import SEVERITY_RANK
+from app.review.tables import ReviewTask
 
-SEVERITY_RANK = {"minor": 1, "moderate": 2, "severe": 3}
+__all__ = ["SEVERITY_RANK", "Claim", "claim", "claim_next", "create_review_task"]
+
+# The item on screen and the next one, whose photos the browser loads meanwhile.
+HELD_WITH_PREFETCH = 2
+# Undo can hand back an item while the user holds two others; never more than this.
+MAX_HELD = 3
 
 
 def create_review_task(
@@ -28,13 +43,26 @@ def create_review_task(
 ) -> ReviewTask:
     """Queue an inspection for review once; a second call returns the existing task."""
     now = now or utcnow()
+    settings = get_settings()
+    # No model result (a failure) is the least certain of all: it goes first.
+    model_confidence = confidence if confidence is not None else 0.0
+    queue_confidence = (
+        priority.audit_queue_confidence(low=settings.threshold_low, high=settings.threshold_high)
+        if is_audit
+        else model_confidence
+    )
     values = {
         "inspection_id": inspection_id,
         "reason": reason,
         "is_audit": is_audit,
-        # No model result (a failure) is the least certain of all: it goes first.
-        "confidence": confidence if confidence is not None else 0.0,
+        "confidence": model_confidence,
         "severity_rank": SEVERITY_RANK.get(severity or "", 0),
+        "priority_key": priority.priority_key(
+            confidence=queue_confidence,
+            created_at=now,
+            sla_seconds=sla_seconds,
+            aging_weight=settings.review_aging_weight,
+        ),
         "created_at": now,
         "due_at": now + timedelta(seconds=sla_seconds),
     }
@@ -46,22 +74,16 @@ def create_review_task(
     return task
 
 
-VERDICTS = ("pass", "reject")
+@dataclass(frozen=True)
+class Claim:
+    """What an inspector holds: the item on screen and the one prefetched after it, as
+    read-only rows of review_task (attribute access like the ORM's)."""
+
+    current: Any | None
+    next: Any | None
 
 
-class LeaseLost(Exception):
-    """The item was decided already, or another inspector holds it now; nothing was saved."""
-
-    def __init__(self, message: str, *, already_decided: bool) -> None:
-        super().__init__(message)
-        self.already_decided = already_decided
-
-
-class TaskNotFound(LookupError):
-    pass
-
-
-def _open_task_query() -> Select[ReviewTask]:
+def _open_task_query() -> Select[tuple[ReviewTask]]:
     # populate_existing: a row locked FOR UPDATE must overwrite any stale copy in the session.
     return (
         select(ReviewTask)
@@ -70,115 +92,191 @@ def _open_task_query() -> Select[ReviewTask]:
     )
 
 
-def claim_next(
-    *, session: Session, user_id: int, lease_seconds: int, now: datetime | None = None
-) -> ReviewTask | None:
-    """Lease the most urgent open task to the user (or renew the one they hold) and commit."""
-    now = now or utcnow()
-    # A reload of the page must show the item the user already holds, not take another.
-    task = session.scalar(
-        _open_task_query()
-        .where(ReviewTask.lease_owner_id == user_id, ReviewTask.lease_expires_at >= now)
-        .order_by(ReviewTask.lease_expires_at)
-        .limit(1)
-        .with_for_update()
-    )
-    if task is None:
-        # The ORDER BY matches review_task_open_idx, so this is an index scan that stops at
-        # the first row that no other transaction has locked.
-        task = session.scalar(
-            _open_task_query()
-            .where(or_(ReviewTask.lease_expires_at.is_(None), ReviewTask.lease_expires_at < now))
-            .order_by(
-                ReviewTask.confidence.asc(),
-                ReviewTask.severity_rank.desc(),
-                ReviewTask.created_at.asc(),
-            )
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if task is None:
-            session.commit()
-            return None
-        task.attempt += 1
-    task.lease_owner_id = user_id
-    task.lease_expires_at = now + timedelta(seconds=lease_seconds)
-    session.commit()
-    return task
+TASK = ReviewTask.__table__
+QUEUE_ORDER = (
+    ReviewTask.priority_key.asc(),
+    ReviewTask.severity_rank.desc(),
+    ReviewTask.created_at.asc(),
+)
 
 
-def decide(
+def _lease_only_transaction(session: Session) -> None:
+    """Commit this transaction without waiting for its WAL to reach the disk.
+
+    It only moves leases. If the server crashed before the flush, the lease would be as
+    it was: the item goes back to the queue, and a decision on it is refused only if
+    someone else holds it by then (app.review.decisions) — never lost or doubled. The
+    wait it saves (an fsync, milliseconds) is on every "decide and next".
+    """
+    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+def claim(
     *,
     session: Session,
-    task_id: int,
     user_id: int,
-    verdict: str,
-    note: str = "",
+    lease_seconds: int,
+    prefetch: bool = True,
     now: datetime | None = None,
-) -> Decision:
-    """Record the user's verdict on a task they may still decide, close the task and commit."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"unknown verdict {verdict!r}; choose one of {', '.join(VERDICTS)}")
+    leases_only: bool = True,
+) -> Claim:
+    """Renew the user's leases and lease more, up to the item on screen and the next; commit.
+
+    Two statements, plain rows: the renewal, and the claim. leases_only=False: the
+    transaction also holds a decision, and commits durably.
+    """
     now = now or utcnow()
-    task = session.scalar(
-        select(ReviewTask)
-        .where(ReviewTask.id == task_id)
-        .execution_options(populate_existing=True)
-        .with_for_update()
-    )
-    if task is None:
+    if leases_only:
+        _lease_only_transaction(session)
+    expires = now + timedelta(seconds=lease_seconds)
+    # A reload must show the item the user already holds, not take another.
+    held = session.execute(
+        update(TASK)
+        .where(
+            TASK.c.lease_owner_id == user_id,
+            TASK.c.decided_at.is_(None),
+            TASK.c.lease_expires_at >= now,
+        )
+        .values(lease_expires_at=expires)
+        .returning(*TASK.c)
+    ).all()
+    held = sorted(held, key=lambda t: (t.claimed_at or now, _queue_position(t)))[:MAX_HELD]
+    wanted = (HELD_WITH_PREFETCH if prefetch else 1) - len(held)
+    fresh: list[Any] = []
+    if wanted > 0:
+        # The subquery's ORDER BY matches review_task_open_idx: an index scan that stops at
+        # the first rows that nobody holds and no other transaction has locked.
+        free = (
+            select(TASK.c.id)
+            .where(
+                TASK.c.decided_at.is_(None),
+                or_(TASK.c.lease_expires_at.is_(None), TASK.c.lease_expires_at < now),
+            )
+            .order_by(*QUEUE_ORDER)
+            .limit(wanted)
+            .with_for_update(skip_locked=True)
+        )
+        fresh = session.execute(
+            update(TASK)
+            .where(TASK.c.id.in_(free))
+            .values(
+                lease_owner_id=user_id,
+                lease_expires_at=expires,
+                attempt=TASK.c.attempt + 1,
+                claimed_at=now,
+            )
+            .returning(*TASK.c)
+        ).all()
+        fresh = sorted(fresh, key=_queue_position)
+    session.commit()
+    tasks = list(held) + fresh
+    return Claim(tasks[0] if tasks else None, tasks[1] if len(tasks) > 1 else None)
+
+
+def _queue_position(task: Any) -> tuple[int, int, datetime]:
+    return (task.priority_key, -task.severity_rank, task.created_at)
+
+
+def claim_next(
+    *, session: Session, user_id: int, lease_seconds: int, now: datetime | None = None
+) -> Any | None:
+    """Lease the most urgent open task to the user (or renew the one they hold) and commit."""
+    return claim(
+        session=session, user_id=user_id, lease_seconds=lease_seconds, prefetch=False, now=now
+    ).current
+
+
+def renew_leases(
+    *, session: Session, user_id: int, lease_seconds: int, now: datetime | None = None
+) -> set[int]:
+    """The heartbeat: extend every lease the user still holds; returns their task ids.
+
+    A lease that ran out but that nobody took is renewed too: the inspector is back, and
+    the item is still theirs. One that someone else took is not in the answer.
+    """
+    now = now or utcnow()
+    _lease_only_transaction(session)
+    ids = session.scalars(
+        update(ReviewTask)
+        .where(ReviewTask.lease_owner_id == user_id, ReviewTask.decided_at.is_(None))
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .returning(ReviewTask.id)
+    ).all()
+    session.commit()
+    return set(ids)
+
+
+def release_task(
+    *, session: Session, task_id: int, actor_id: int | None, now: datetime | None = None
+) -> int | None:
+    """A lead takes an open task away from whoever holds it; returns that user's id."""
+    task = session.scalar(_open_task_query().where(ReviewTask.id == task_id).with_for_update())
+    if task is None or task.lease_owner_id is None:
         session.rollback()
-        raise TaskNotFound(f"review task {task_id} does not exist")
-    try:
-        _check_decidable(task, user_id=user_id, now=now)
-    except LeaseLost:
-        # End the transaction now, so the row lock is not held while the caller moves on.
-        session.rollback()
-        raise
-    decision = Decision(
-        review_task_id=task.id,
-        inspection_id=task.inspection_id,
-        user_id=user_id,
-        verdict=verdict,
-        note=note.strip(),
-        attempt=task.attempt,
-        created_at=now,
-    )
-    session.add(decision)
-    task.decided_at = now
+        return None
+    holder = task.lease_owner_id
     task.lease_owner_id = None
     task.lease_expires_at = None
-    session.execute(
-        update(Inspection).where(Inspection.id == task.inspection_id).values(verdict=verdict)
+    session.add(
+        AuditEvent(
+            actor_id=actor_id,
+            action="review_task.release",
+            subject=f"review_task:{task_id}",
+            details={"holder_id": holder},
+            created_at=now or utcnow(),
+        )
     )
     session.commit()
-    return decision
+    return holder
 
 
-def _check_decidable(task: ReviewTask, *, user_id: int, now: datetime) -> None:
-    if task.decided_at is not None:
-        raise LeaseLost(
-            f"review task {task.id} was already decided; this decision was not saved",
-            already_decided=True,
+def release_user_leases(*, session: Session, user_id: int) -> int:
+    """Give back every open task the user holds (at log-out); returns how many."""
+    released = session.execute(
+        update(ReviewTask)
+        .where(ReviewTask.lease_owner_id == user_id, ReviewTask.decided_at.is_(None))
+        .values(lease_owner_id=None, lease_expires_at=None)
+    ).rowcount
+    session.commit()
+    return int(released or 0)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A task as the review page shows it. The inspection, photos and regions are plain
+    rows (read-only, attribute access like the ORM's), loaded without the ORM's bookkeeping:
+    this is half of every "decide and next"."""
+
+    task: Any  # a review_task row
+    inspection: Any  # external_id, station, created_at
+    photos: list[Any]
+    regions: list[Any]
+    next_photo_ids: list[int]  # the photos of the item after it, for the browser to fetch
+
+
+def get_for_review(
+    *, session: Session, task: Any, next_task: Any | None = None
+) -> ReviewItem | None:
+    """A task's inspection, photos and regions (and the next item's photo ids) in three
+    queries, however many photos and regions; None if the inspection is gone."""
+    inspection = session.execute(
+        select(Inspection.external_id, Inspection.station, Inspection.created_at).where(
+            Inspection.id == task.inspection_id
         )
-    held_by_other = task.lease_owner_id not in (None, user_id)
-    # An expired lease that nobody else has taken since is still honoured.
-    if held_by_other and task.lease_expires_at is not None and task.lease_expires_at >= now:
-        raise LeaseLost(
-            f"the lease on review task {task.id} expired and another user holds it now; "
-            "this decision was not saved",
-            already_decided=False,
-        )
-
-
-def get_for_review(*, session: Session, task_id: int) -> ReviewTask | None:
-    """A task with its inspection, photos and regions loaded in three queries (no N+1)."""
-    inspection = joinedload(ReviewTask.inspection)
-    return session.scalar(
-        select(ReviewTask)
-        .where(ReviewTask.id == task_id)
-        .options(
-            inspection.selectinload(Inspection.photos),
-            inspection.selectinload(Inspection.regions),
-        )
-    )
+    ).first()
+    if inspection is None:
+        return None
+    wanted = [task.inspection_id] + ([next_task.inspection_id] if next_task else [])
+    photos = session.execute(
+        select(Photo.__table__)
+        .where(Photo.inspection_id.in_(wanted))
+        .order_by(Photo.inspection_id, Photo.position)
+    ).all()
+    regions = session.execute(
+        select(Region.__table__)
+        .where(Region.inspection_id == task.inspection_id)
+        .order_by(Region.id)
+    ).all()
+    mine = [p for p in photos if p.inspection_id == task.inspection_id]
+    later = [p.id for p in photos if p.inspection_id != task.inspection_id]
+    return ReviewItem(task, inspection, mine, list(regions), later)

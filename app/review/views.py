@@ -1,9 +1,14 @@
-"""The review page: claim the next item, show its photos and regions, record the decision."""
+"""The review page: the item on screen, its decision, undo, and the lease heartbeat.
+
+Every answer to a decision is the next item, swapped in by HTMX in place of the decided
+one. The inspector holds the item on screen and the one after it (app.review.service.claim),
+whose photos the browser loads while the current one is being looked at.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
@@ -12,76 +17,101 @@ from sqlalchemy.orm import Session
 from app.auth.deps import ReviewerDep, is_htmx
 from app.auth.tables import User
 from app.config import get_settings
-from app.db import SessionDep
+from app.db import SessionDep, utcnow
 from app.i18n import translator
-from app.inspections.tables import Photo, Region
-from app.review import service
-from app.review.tables import ReviewTask
+from app.review import decisions, edits, presenters, service, stats
+from app.review.keys_views import keyboard_for
+from app.review.priority import SEVERITY_RANK
+from app.review.tables import Decision
 from app.web import language_for, render
 
 router = APIRouter(tags=["review"])
 
-MAX_NOTE = 2000
+MAX_NOTE = decisions.MAX_NOTE
+MAX_EDITS_JSON = 100_000
 # Set by a decision made without JavaScript, shown once by the next GET /review.
 NOTICE_SESSION_KEY = "review_notice"
 
 
-@dataclass(frozen=True)
-class PhotoView:
-    """One photo and its regions, numbered across the whole inspection."""
-
-    photo: Photo
-    regions: list[tuple[int, Region]]
-
-
-def visible_reason(task: ReviewTask) -> str:
-    """Why the item is in the queue, as inspectors see it: audits look like any other item.
-
-    An audit (a random sample of automatic decisions) only measures the automatic route
-    if the inspector cannot tell it apart, so it shows as an ordinary uncertain item.
-    """
-    return "inference_unavailable" if task.reason == "inference_unavailable" else "uncertain"
+def _undo_offer(decision: Decision | None, now: datetime) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    left = get_settings().undo_seconds - (now - decision.created_at).total_seconds()
+    if left <= 0:
+        return None
+    return {"id": decision.id, "verdict": decision.verdict, "seconds": int(left + 0.999)}
 
 
-def photo_views(task: ReviewTask) -> list[PhotoView]:
-    by_photo: dict[int, list[Region]] = {}
-    for region in task.inspection.regions:
-        by_photo.setdefault(region.photo_id, []).append(region)
-    views, number = [], 0
-    for photo in task.inspection.photos:
-        numbered = []
-        for region in by_photo.get(photo.id, []):
-            number += 1
-            numbered.append((number, region))
-        views.append(PhotoView(photo=photo, regions=numbered))
-    return views
+def item_context(
+    session: Session, user: User, now: datetime, *, leases_only: bool = True
+) -> dict[str, Any]:
+    """Claim the user's items and describe the one on screen; commits the transaction."""
+    settings = get_settings()
+    rules = decisions.rules_for(settings)
+    lease = settings.lease_seconds
+    held = service.claim(
+        session=session, user_id=user.id, lease_seconds=lease, now=now, leases_only=leases_only
+    )
+    item, prefetch = None, []
+    if held.current is not None:
+        loaded = service.get_for_review(session=session, task=held.current, next_task=held.next)
+        if loaded is not None:
+            item = presenters.item_view(loaded, settings=settings, rules=rules, now=now)
+            prefetch = [f"/photos/{photo_id}" for photo_id in loaded.next_photo_ids]
+    numbers = stats.inspector_numbers(
+        session=session, user_id=user.id, now=now, timezone=settings.site_timezone
+    )
+    return {
+        "item": item,
+        "prefetch": prefetch,
+        "numbers": numbers,
+        "tags": settings.tag_keys,
+        "types": sorted(presenters.type_colours().items(), key=lambda kv: kv[1]),
+        "severities": sorted(rules.vocabulary.severities, key=_severity_order),
+        "duration": presenters.duration,
+    }
+
+
+def _severity_order(severity: str) -> int:
+    return SEVERITY_RANK.get(severity, len(SEVERITY_RANK) + 1)
 
 
 def _render_item(
-    request: Request, session: Session, user: User, task: ReviewTask | None, notice: str | None
+    request: Request,
+    session: Session,
+    user: User,
+    *,
+    notice: str | None = None,
+    error: bool = False,
+    undo: Decision | None = None,
+    decision_pending: bool = False,
 ) -> Response:
-    context: dict[str, object] = {"user": user, "task": None, "notice": notice}
-    if task is not None:
-        loaded = service.get_for_review(session=session, task_id=task.id)
-        if loaded is not None:
-            context |= {
-                "task": loaded,
-                "reason": visible_reason(loaded),
-                "photos": photo_views(loaded),
-            }
+    now = utcnow()
+    settings = get_settings()
+    keyboard = keyboard_for(user)
+    # A decision made but not committed yet commits with the claim of the next item.
+    context = item_context(session, user, now, leases_only=not decision_pending)
+    context |= {
+        "user": user,
+        "keyboard": keyboard,
+        "keys": keyboard.labels,
+        "heartbeat_seconds": settings.heartbeat_seconds,
+        "lease_seconds": settings.lease_seconds,
+        "notice": notice,
+        "notice_is_error": error,
+        "undo": _undo_offer(undo, now),
+    }
     return render(request, "review.html", context, block="item")
-
-
-def _claim(session: Session, user: User) -> ReviewTask | None:
-    lease = get_settings().lease_seconds
-    return service.claim_next(session=session, user_id=user.id, lease_seconds=lease)
 
 
 @router.get("/review", name="review")
 def review(request: Request, session: SessionDep, user: ReviewerDep) -> Response:
-    """The next item for this user (the same one again on a reload while the lease lasts)."""
+    """The user's item (the same one again on a reload while the lease lasts)."""
     notice = request.session.pop(NOTICE_SESSION_KEY, None)
-    return _render_item(request, session, user, _claim(session, user), notice)
+    last = decisions.undoable(
+        session=session, user_id=user.id, window_seconds=get_settings().undo_seconds
+    )
+    return _render_item(request, session, user, notice=notice, undo=last)
 
 
 @router.post("/review/{task_id}/decision", name="review_decision")
@@ -90,23 +120,81 @@ def decision(
     task_id: int,
     session: SessionDep,
     user: ReviewerDep,
-    verdict: Annotated[Literal["pass", "reject"], Form()],
+    verdict: Annotated[Literal["pass", "reject", "confirm"], Form()],
     note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
+    tags: Annotated[list[str] | None, Form()] = None,
+    regions: Annotated[str, Form(max_length=MAX_EDITS_JSON)] = "",
 ) -> Response:
     """Record the decision and answer with the next item, in place of the decided one."""
     t = translator(language_for(request, user))
-    notice = None
+    notice, error, made = None, False, None
+    htmx = is_htmx(request)
     try:
-        service.decide(
-            session=session, task_id=task_id, user_id=user.id, verdict=verdict, note=note
+        made = decisions.decide(
+            session=session,
+            task_id=task_id,
+            user_id=user.id,
+            verdict=verdict,
+            note=note,
+            tags=tags or [],
+            region_edits=edits.parse(regions),
+            # The next item is claimed in the same transaction: one wait for the disk.
+            commit=not htmx,
         )
-    except service.TaskNotFound as exc:
+    except decisions.TaskNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
-    except service.LeaseLost as exc:
+    except decisions.LeaseLost as exc:
         notice = t("review.lease_lost_decided") if exc.already_decided else t("review.lease_lost")
-    if not is_htmx(request):
+    except ValueError as exc:  # bad region edits, tags, or nothing to confirm
+        notice, error = t("review.not_saved", reason=str(exc)), True
+    if not htmx:
         # Without JavaScript: redirect, so a reload does not post the decision again.
         if notice:
             request.session[NOTICE_SESSION_KEY] = notice
         return RedirectResponse("/review", status_code=303)
-    return _render_item(request, session, user, _claim(session, user), notice)
+    return _render_item(
+        request, session, user, notice=notice, error=error, undo=made,
+        decision_pending=made is not None,
+    )  # fmt: skip
+
+
+@router.post("/review/decisions/{decision_id}/undo", name="review_undo")
+def undo(request: Request, decision_id: int, session: SessionDep, user: ReviewerDep) -> Response:
+    """Take the decision back: its item returns to this user's screen."""
+    settings = get_settings()
+    notice = None
+    try:
+        decisions.undo(
+            session=session,
+            decision_id=decision_id,
+            user_id=user.id,
+            window_seconds=settings.undo_seconds,
+            lease_seconds=settings.lease_seconds,
+        )
+    except decisions.Refused as exc:
+        notice = translator(language_for(request, user))(f"review.undo_refused.{exc.code}")
+    if not is_htmx(request):
+        if notice:
+            request.session[NOTICE_SESSION_KEY] = notice
+        return RedirectResponse("/review", status_code=303)
+    return _render_item(request, session, user, notice=notice, error=notice is not None)
+
+
+@router.post("/review/heartbeat", name="review_heartbeat")
+def heartbeat(
+    request: Request,
+    session: SessionDep,
+    user: ReviewerDep,
+    task: Annotated[int | None, Form()] = None,
+) -> Response:
+    """Renew the user's leases; 409 with a notice when the item on screen is not theirs now."""
+    held = service.renew_leases(
+        session=session, user_id=user.id, lease_seconds=get_settings().lease_seconds
+    )
+    if task is None or task in held:
+        return Response(status_code=204)
+    t = translator(language_for(request, user))
+    context = {"message": t("review.lease_gone")}
+    return render(
+        request, "review.html", context, block="lease_lost", fragment=True, status_code=409
+    )

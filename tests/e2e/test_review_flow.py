@@ -1,4 +1,12 @@
-"""A station uploads a photo; an inspector decides it in a real browser; the decision is stored."""
+"""An inspector works the queue in a real browser, by keyboard, in English and then Korean.
+
+Stations upload twelve garments through the API; the whole stack (models, worker, relay)
+routes them to review. The inspector logs in and decides ten of them with the keyboard
+only — confirming the model, passing, rejecting, changing a region's type and severity,
+marking one not a defect, drawing a missed defect with the mouse and typing it, tagging
+with a note, and undoing — and the decisions are checked in the database. Screenshots of
+the page in both languages go to tests/e2e/artifacts/.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+ITEMS = 11  # ten to decide in English, one for the Korean page
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +50,11 @@ def browser():
         browser.close()
 
 
-def upload(stack, external_id: str) -> str:
+def upload(stack, external_id: str, seed: int) -> str:
     response = httpx.post(
         f"{stack.base_url}/api/v1/inspections",
         headers={"Authorization": f"Bearer {stack.station_token}"},
-        files={"image": ("shirt.png", garment_photo(seed=7), "image/png")},
+        files={"image": ("shirt.png", garment_photo(size=(480, 360), seed=seed), "image/png")},
         data={"external_id": external_id},
         timeout=30,
     )
@@ -58,46 +67,165 @@ def routed(status_url: str, token: str) -> dict | None:
     return body if body["status"] == "routed" else None
 
 
-def test_inspector_decides_an_uploaded_item_in_the_browser(live_stack, browser):
-    status_url = upload(live_stack, "RMA-E2E-1")
-    item = wait_for(lambda: routed(status_url, live_stack.station_token), timeout=180, every=0.5)
-    assert item["route"] == "review", item
+def all_routed(urls: list[str], token: str) -> list[dict] | None:
+    items = [routed(url, token) for url in urls]
+    return items if all(items) else None
+
+
+class Reviewer:
+    """The page as the inspector sees it."""
+
+    def __init__(self, page):
+        self.page = page
+
+    @property
+    def task(self) -> str:
+        return self.page.locator("#review-item").get_attribute("data-task-id") or ""
+
+    def press(self, *keys: str) -> None:
+        for key in keys:
+            self.page.keyboard.press(key)
+
+    def decide(self, key: str) -> str:
+        """Press a decision key; returns the decided task once the next one is on screen."""
+        decided = self.task
+        self.press(key)
+        self.page.wait_for_function(
+            "id => (document.querySelector('#review-item').dataset.taskId || '') !== id",
+            arg=decided,
+        )
+        return decided
+
+    def region(self, n: int):
+        return self.page.locator("li.region").nth(n)
+
+    def first_region_is(self, attribute: str, value: str) -> bool:
+        return self.region(0).get_attribute(f"data-{attribute}") == value
+
+
+def test_an_inspector_reviews_ten_items_by_keyboard_in_two_languages(live_stack, browser):
+    token = live_stack.station_token
+    urls = [upload(live_stack, f"RMA-E2E-{i}", seed=i) for i in range(ITEMS)]
+    # The worker infers them one after the other; one deadline for all of them.
+    items = wait_for(lambda: all_routed(urls, token), timeout=180, every=1.0)
+    assert all(item["route"] == "review" for item in items), items
 
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{live_stack.base_url}/review")
-    assert "/login" in page.url  # not logged in yet
-    page.fill("input[name=username]", "inspector")
-    page.fill("input[name=password]", live_stack.password("inspector"))
+    assert "/login" in page.url
+    page.keyboard.type("inspector")
+    page.keyboard.press("Tab")
+    page.keyboard.type(live_stack.password("inspector"))
     page.keyboard.press("Enter")
     page.wait_for_url("**/review")
+    page.locator("#review-item.review-item").wait_for()
+    page.evaluate("window.__noReload = true")  # a full reload would lose it; HTMX swaps keep it
+    r = Reviewer(page)
+    photo_url = page.locator("svg.photo-frame image").first.get_attribute("href")
+    assert page.request.get(f"{live_stack.base_url}{photo_url}").ok
+    done: dict[str, str] = {}
 
-    item_section = page.locator("#review-item.review-item")
-    item_section.wait_for()
-    assert page.locator("svg rect").count() >= 1, "the model's boxes are drawn on the photo"
-    photo_url = page.locator("svg.photo-frame image").get_attribute("href")
-    photo = page.request.get(f"{live_stack.base_url}{photo_url}")  # with the session cookie
-    assert photo.ok and photo.headers["content-type"] == "image/png"
-    assert photo.body() == garment_photo(seed=7)
-    assert page.get_by_text("Demo models", exact=False).count() >= 1
+    done["confirmed"] = r.decide("Space")
+    done["passed"] = r.decide("KeyP")
+
+    # Select region 1 and make it a tear (a stain if the model said tear already).
+    new_type, key = ("stain", "Digit1") if r.first_region_is("type", "tear") else ("tear", "Digit2")
+    r.press("ArrowDown", key)
+    assert "changed" in r.region(0).inner_text().lower()
+    done["retyped"] = r.decide("KeyR")
+
+    new_severity, key = ("minor", "KeyQ") if r.first_region_is("severity", "severe") else (
+        "severe", "KeyE")  # fmt: skip
+    r.press("ArrowDown", key)
+    done["severity"] = r.decide("KeyR")
+
+    r.press("ArrowDown", "KeyN")  # not a defect
+    done["not_defect"] = r.decide("KeyP")
+
+    frame = page.locator("svg.photo-frame").first.bounding_box()
+    page.mouse.move(frame["x"] + frame["width"] * 0.55, frame["y"] + frame["height"] * 0.55)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + frame["width"] * 0.75, frame["y"] + frame["height"] * 0.8, steps=6)
+    page.mouse.up()
+    r.press("Digit5", "KeyQ")  # a hole, minor
+    assert "hole" in r.region(page.locator("li.region").count() - 1).inner_text().lower()
+    page.mouse.move(frame["x"] + frame["width"] * 0.4, frame["y"] + frame["height"] * 0.45)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "review-en.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "review-en.png"))
+    done["drawn"] = r.decide("KeyR")
 
-    # Mark the document: a full reload would lose the mark, an HTMX swap keeps it.
-    page.evaluate("window.__noReload = true")
-    page.locator("body").press("KeyR")  # reject, by keyboard
-    page.locator("#review-item.queue-empty").wait_for(timeout=10_000)
+    r.press("Shift+Digit1", "Shift+Digit4", "KeyT")  # tags shadow and print, then the note
+    page.keyboard.type("print, not a tear")
+    r.press("Escape")
+    done["tagged"] = r.decide("KeyP")
+
+    undone = r.decide("KeyP")
+    page.locator(".undo-bar").wait_for()
+    page.keyboard.press("KeyU")
+    page.wait_for_function("id => document.querySelector('#review-item').dataset.taskId === id",
+                           arg=undone)  # fmt: skip
+    done["undone"] = r.decide("KeyR")
+
+    done["confirmed_again"] = r.decide("Space")
+    done["last"] = r.decide("KeyR")
     assert page.evaluate("window.__noReload") is True
-    page.screenshot(path=str(ARTIFACTS / "review-empty-en.png"), full_page=True)
+    assert errors == []
+    check_decisions(live_stack.database_url, done, new_type, new_severity)
 
-    engine = create_engine(live_stack.database_url)
+    # Korean: the language switch, then the same page speaks Korean throughout.
+    page.locator('.language-switch button[value="ko"]').click()
+    page.locator("#review-item.review-item").wait_for()
+    assert page.locator("html").get_attribute("lang") == "ko"
+    panel = page.locator(".review-panel").inner_text()
+    for korean in ("통과", "불합격", "모델이 틀린 이유", "오늘", "검출 영역"):
+        assert korean in panel, korean
+    buttons = page.locator(".verdicts").inner_text()
+    assert "Reject" not in buttons and "Pass" not in buttons
+    assert "결함 아님" in page.locator(".tools").inner_text()
+    page.mouse.move(1, 1)
+    page.screenshot(path=str(ARTIFACTS / "review-ko.png"))
+    assert r.decide("KeyP")  # the keys work the same with the Korean page
+
+
+def check_decisions(database_url: str, done: dict[str, str], new_type: str, severity: str) -> None:
+    """Each step left the ground truth it should have, and only that."""
+    engine = create_engine(database_url)
     with engine.connect() as conn:
-        row = conn.execute(
+        rows = conn.execute(
             text(
-                "SELECT d.verdict, u.username, i.verdict, d.created_at FROM decision d "
-                'JOIN "user" u ON u.id = d.user_id JOIN inspection i ON i.id = d.inspection_id '
-                "WHERE i.external_id = 'RMA-E2E-1'"
+                "SELECT d.review_task_id, d.verdict, d.model_verdict, d.tags, d.note, "
+                "d.detector_version, u.username, i.verdict, "
+                "(SELECT count(*) FROM decision_undo x WHERE x.decision_id = d.id), "
+                "coalesce((SELECT array_agg(r.outcome || ':' || r.defect_type || ':' || "
+                "coalesce(r.severity, '-') ORDER BY r.id) FROM decision_region r "
+                "WHERE r.decision_id = d.id), '{}') "
+                'FROM decision d JOIN "user" u ON u.id = d.user_id '
+                "JOIN inspection i ON i.id = d.inspection_id ORDER BY d.id"
             )
-        ).one()
+        ).all()
     engine.dispose()
-    assert row[:3] == ("reject", "inspector", "reject")
-    assert routed(status_url, live_stack.station_token)["verdict"] == "reject"
+    by_task: dict[str, list] = {}
+    for row in rows:
+        by_task.setdefault(str(row[0]), []).append(row)
+    assert {str(t) for t in by_task} == set(done.values())
+    assert all(row[6] == "inspector" and row[5] for row in rows)
+
+    def only(step: str):
+        [row] = by_task[done[step]]
+        assert row[8] == 0 and row[7] == row[1], "the item's verdict follows the decision"
+        return row
+
+    confirmed = only("confirmed")
+    assert confirmed[1] == confirmed[2] and all(o.startswith("confirmed:") for o in confirmed[9])
+    assert only("passed")[1] == "pass"
+    assert any(o.startswith(f"changed:{new_type}:") for o in only("retyped")[9])
+    assert any(o.startswith("changed:") and o.endswith(f":{severity}") for o in only("severity")[9])
+    assert "not_defect:normal:-" in only("not_defect")[9]
+    assert "added:hole:minor" in only("drawn")[9]
+    tagged = only("tagged")
+    assert (tagged[3], tagged[4]) == (["shadow", "print"], "print, not a tear")
+    first, second = by_task[done["undone"]]  # passed, undone, then rejected
+    assert (first[1], first[8]) == ("pass", 1)
+    assert (second[1], second[8], second[7]) == ("reject", 0, "reject")

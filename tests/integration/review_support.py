@@ -36,11 +36,21 @@ def make_review_item(
     photo_size: tuple[int, int] = (320, 240),
     photos: int = 1,
     regions_per_photo: int = 1,
+    defect_type: str = "stain",
+    evidence: dict | None = None,
+    external_id: str | None = None,
+    station: str = "dock-1",
+    sla_seconds: int = 3600,
+    detector_score: float = 0.9,
 ) -> ReviewTask:
     """An inspection routed to review, with its photos and regions, and its queued task."""
     created_at = created_at or utcnow()
     inspection = Inspection(
-        station="dock-1",
+        station=station,
+        external_id=external_id,
+        detector_version="det-test-1",
+        classifier_version="cls-test-1",
+        prompt_version="v-test",
         status="routed",
         route="review",
         route_reason=reason,
@@ -56,7 +66,10 @@ def make_review_item(
     for photo in inspection.photos:
         for i in range(regions_per_photo):
             box = (10.0 + 40 * i, 20.0, 110.0 + 40 * i, 90.0)
-            session.add(_region(inspection, photo, box, severity, confidence, region_reason))
+            region = _region(inspection, photo, box, severity, confidence, region_reason)
+            region.defect_type, region.detector_score = defect_type, detector_score
+            region.evidence = evidence or {}
+            session.add(region)
     task = create_review_task(
         session=session,
         inspection_id=inspection.id,
@@ -64,7 +77,7 @@ def make_review_item(
         confidence=confidence,
         severity=severity,
         is_audit=is_audit,
-        sla_seconds=3600,
+        sla_seconds=sla_seconds,
         now=created_at,
     )
     session.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,13 @@ from app.db import utcnow
 from app.inspections import results
 from app.inspections.tables import Inspection, Outbox, Photo, Region
 from app.review.tables import ReviewTask
-from models.contracts import Box, Classification, InferenceResult, RegionResult
+from models.contracts import (
+    Box,
+    Classification,
+    ExceptionAnswer,
+    InferenceResult,
+    RegionResult,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +169,114 @@ def test_items_stuck_before_routing_are_dispatched_again(db_session):
     payloads = [o.payload for o in db_session.scalars(select(Outbox))]
     assert payloads == [{"inspection_id": str(stuck.id)}]
     assert fresh.id != stuck.id
+
+
+def two_step_result(arm: str = "challenger") -> InferenceResult:
+    """Three regions: a kept stain, a stain an exception overturned, a crop too small."""
+    kept = Classification(
+        "stain", 0.9 * 0.95, "moderate", 0.8,
+        type_distribution={"stain": 0.9, "normal": 0.1},
+        severity_distribution={"minor": 0.2, "moderate": 0.8},
+        candidate_type="stain",
+        exceptions=(ExceptionAnswer("shadow_or_lighting", 0.05, 0.8),),
+        final_distribution={"stain": 0.9 * 0.95, "normal": 1 - 0.9 * 0.95},
+    )  # fmt: skip
+    overturned = Classification(
+        "normal", 0.97, "minor", 0.6,
+        type_distribution={"stain": 0.96, "normal": 0.04},
+        candidate_type="stain",
+        exceptions=(ExceptionAnswer("shadow_or_lighting", 0.97, 0.8),),
+        final_distribution={"stain": 0.03, "normal": 0.97},
+    )  # fmt: skip
+    too_small = Classification.failed("crop too small to judge: 2x3 px (minimum 4 px a side)")
+    boxes = [Box(10, 20, 110, 220), Box(300, 20, 400, 120), Box(5, 5, 7, 8)]
+    return InferenceResult(
+        regions=[
+            RegionResult(0, box, 0.97, classification)
+            for box, classification in zip(boxes, [kept, overturned, too_small], strict=True)
+        ],
+        detector_version="det-2",
+        classifier_version="cls-2",
+        prompt_version="v2+x1+t2024.1",
+        arm=arm,
+    )
+
+
+def test_both_steps_evidence_reasons_and_the_arm_are_recorded(db_session):
+    inspection = queued_inspection(db_session)
+    out = two_step_result()
+    decided = results.record_result(
+        session=db_session,
+        inspection_id=inspection.id,
+        result=out,
+        settings=SETTINGS,
+        reasons={0: "A brown stain on the sleeve.", 1: "Only a shadow of the collar."},
+    )
+    assert (decided.kind, decided.reason) == ("review", "model_error")
+    db_session.refresh(inspection)
+    assert inspection.arm == "challenger" and inspection.classifier_version == "cls-2"
+    assert "crop too small" in inspection.inference_error
+    kept, overturned, small = db_session.scalars(select(Region).order_by(Region.id)).all()
+    assert kept.reason == "A brown stain on the sleeve." and small.reason == ""
+    assert kept.confidence == pytest.approx(0.97 * 0.9 * 0.95)
+    assert overturned.defect_type == "normal"
+    assert overturned.evidence["candidate_type"] == "stain"
+    assert overturned.evidence["type_distribution"]["stain"] == pytest.approx(0.96)
+    assert overturned.evidence["overturned_by"] == ["shadow_or_lighting"]
+    assert overturned.evidence["exceptions"] == [
+        {"key": "shadow_or_lighting", "probability": 0.97, "threshold": 0.8, "fired": True}
+    ]
+    assert small.evidence["error"].startswith("crop too small") and small.defect_type == "unknown"
+
+
+def test_a_failed_explain_is_noted_on_the_regions_that_wanted_a_reason(db_session):
+    inspection = queued_inspection(db_session)
+    out = two_step_result()
+    wanted = results.regions_to_explain(out, results.decide(
+        inspection_id=inspection.id, result=out, settings=SETTINGS), SETTINGS)  # fmt: skip
+    assert wanted == [1, 0]  # most confident first; the failed region wants none
+    results.record_result(
+        session=db_session, inspection_id=inspection.id, result=out, settings=SETTINGS,
+        explain_error="InferenceUnavailable: explain timed out",
+    )  # fmt: skip
+    rows = db_session.scalars(select(Region).order_by(Region.id)).all()
+    assert [r.evidence.get("reason_error") for r in rows] == [
+        "InferenceUnavailable: explain timed out",
+        "InferenceUnavailable: explain timed out",
+        None,
+    ]
+    assert all(r.reason == "" for r in rows)
+    db_session.refresh(inspection)
+    assert inspection.route == "review"
+
+
+def test_reasons_are_wanted_only_for_review_and_capped():
+    out = result((0, 0.99, 0.99, "hole", "severe"))  # a confident reject
+    settings = Settings(audit_rate=0.0, explain_max_regions=1)
+    decided = results.decide(inspection_id=uuid.uuid4(), result=out, settings=settings)
+    assert decided.kind == "auto_reject"
+    assert results.regions_to_explain(out, decided, settings) == []
+    many = result(*[(0, 0.9, 0.9 - i / 100, "stain", "minor") for i in range(3)])
+    decided = results.decide(inspection_id=uuid.uuid4(), result=many, settings=settings)
+    assert decided.kind == "review"
+    assert results.regions_to_explain(many, decided, settings) == [0]
+
+
+def test_a_cold_start_item_goes_to_review_with_its_whole_photo_region(db_session):
+    inspection = queued_inspection(db_session)
+    whole = RegionResult(
+        0, Box(0, 0, 640, 480), 1.0,
+        Classification("stain", 0.99, "severe", 0.9, {"stain": 0.99, "normal": 0.01}),
+        whole_image=True,
+    )  # fmt: skip
+    out = InferenceResult([whole], "", "cls-1", "v2+x1+t2024.1")
+    decided = results.record_result(
+        session=db_session, inspection_id=inspection.id, result=out, settings=SETTINGS
+    )
+    assert (decided.kind, decided.reason) == ("review", "cold_start")
+    db_session.refresh(inspection)
+    assert inspection.detector_version is None and inspection.arm == "champion"
+    region = db_session.scalar(select(Region))
+    assert region.evidence["whole_image"] is True
+    task = db_session.scalar(select(ReviewTask))
+    assert task.reason == "cold_start"

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from app.auth.tables import LANGUAGES, ROLES
+from app.auth.tables import KEYBOARD_LAYOUTS, LANGUAGES, ROLES
+from app.config import Settings
 from app.i18n import catalogues, label, negotiate, translate
+from app.review.keys import FIXED_ACTIONS
+from app.review.priority import BANDS
+from app.review.tables import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[2]
 # t("key") or t('key', name=...) in templates and Python code alike.
@@ -18,7 +22,21 @@ T_CALL = re.compile(r"""\bt\(\s*["']([^"']+)["']""")
 LABELLED = {
     "language": LANGUAGES,
     "role": ROLES,
-    "reason": ("uncertain", "inference_unavailable"),
+    "reason": ("uncertain", "inference_unavailable", "model_error"),
+    "band": BANDS,
+    "verdict": VERDICTS,
+    "layout": KEYBOARD_LAYOUTS,
+    "tag": Settings().tag_keys,  # the default quick tags; a site's own fall back to their key
+    "decision_state": ("undone", "in_effect", "reopened", "superseded"),
+    "action": tuple(name for name, _ in FIXED_ACTIONS),
+    "action.group": ("type", "severity", "tag"),
+    # Keys the code builds from a code or a field name (t(f"keys.error.{code}")).
+    "keys.error": ("layout", "unknown_action", "bad_key", "duplicate"),
+    "review.undo_refused": ("not_yours", "not_current", "too_late"),
+    "admin.invalid": ("username", "role", "language", "password", "station"),
+    "queue": ("not_held",),
+    "time": ("seconds", "minutes", "hours"),
+    "keyname": ("Space", "Enter"),
 }
 
 

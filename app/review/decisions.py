@@ -1,0 +1,358 @@
+"""Human decisions: record one, take it back within the undo window, send it back for review.
+
+A decision row is never changed. What moves is queue state on the task: whether it is
+open, who holds it, and which decision is in effect (`review_task.decision_id`), which
+the inspection's verdict always follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from app.auth.tables import AuditEvent
+from app.config import Settings, get_settings
+from app.db import utcnow
+from app.inspections.tables import Inspection, Photo, Region
+from app.policy.routing import DecisionTable, Thresholds
+from app.review import edits
+from app.review.proposal import NO_MODEL_RESULT, model_verdict
+from app.review.tables import VERDICTS, Decision, DecisionRegion, DecisionUndo, ReviewTask
+from models.taxonomy import NORMAL, load_taxonomy
+
+CONFIRM = "confirm"  # "the model is right": its verdict, every region as it said
+MAX_NOTE = 2000
+
+
+class LeaseLost(Exception):
+    """The item was decided already, or another inspector holds it now; nothing was saved."""
+
+    def __init__(self, message: str, *, already_decided: bool) -> None:
+        super().__init__(message)
+        self.already_decided = already_decided
+
+
+class TaskNotFound(LookupError):
+    pass
+
+
+class Refused(ValueError):
+    """An undo or a re-review that is not allowed now; `code` names the reason."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The site's configuration that a decision is checked against."""
+
+    thresholds: Thresholds
+    table: DecisionTable
+    vocabulary: edits.Vocabulary
+    tags: frozenset[str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Rules:
+        taxonomy = load_taxonomy()
+        return cls(
+            thresholds=Thresholds(
+                detector=settings.detector_threshold,
+                high=settings.threshold_high,
+                low=settings.threshold_low,
+                audit_rate=settings.audit_rate,
+            ),
+            table=DecisionTable.from_json(settings.decision_overrides),
+            vocabulary=edits.Vocabulary(
+                types=frozenset(t for t in taxonomy.type_keys if t != NORMAL),
+                severities=frozenset(taxonomy.severity_keys),
+            ),
+            tags=frozenset(settings.tag_keys),
+        )
+
+
+_rules_cache: list[tuple[Settings, Rules]] = []
+
+
+def rules_for(settings: Settings) -> Rules:
+    """Rules from settings, built once per settings object (tests replace the settings)."""
+    for cached_settings, rules in _rules_cache:
+        if cached_settings is settings:
+            return rules
+    rules = Rules.from_settings(settings)
+    _rules_cache[:] = [(settings, rules)]
+    return rules
+
+
+def _lock_task(session: Session, task_id: int) -> ReviewTask:
+    task = session.scalar(
+        select(ReviewTask)
+        .where(ReviewTask.id == task_id)
+        .execution_options(populate_existing=True)
+        .with_for_update()
+    )
+    if task is None:
+        session.rollback()
+        raise TaskNotFound(f"review task {task_id} does not exist")
+    return task
+
+
+def _lock_row(session: Session, task_id: int) -> Any:
+    """The task's row, locked until the transaction ends (plain Core: decide is hot)."""
+    table = ReviewTask.__table__
+    row = session.execute(select(table).where(table.c.id == task_id).with_for_update()).first()
+    if row is None:
+        session.rollback()
+        raise TaskNotFound(f"review task {task_id} does not exist")
+    return row
+
+
+def decide(
+    *,
+    session: Session,
+    task_id: int,
+    user_id: int,
+    verdict: str,
+    note: str = "",
+    tags: Iterable[str] = (),
+    region_edits: list[dict[str, object]] | None = None,
+    rules: Rules | None = None,
+    now: datetime | None = None,
+    commit: bool = True,
+) -> Decision:
+    """Record the user's decision on a task they may still decide, close the task and commit.
+
+    With commit=False the caller commits, durably: the review page claims the next item in
+    the same transaction, so that "decide and next" waits for the disk once.
+    """
+    if verdict not in (*VERDICTS, CONFIRM):
+        raise ValueError(f"unknown verdict {verdict!r}; choose pass, reject or confirm")
+    rules = rules or rules_for(get_settings())
+    tags = _checked_tags(tags, rules)
+    now = now or utcnow()
+    task = _lock_row(session, task_id)
+    try:
+        _check_decidable(task, user_id=user_id, now=now)
+        decision = _build(session, task, verdict, region_edits or [], rules)
+    except (LeaseLost, ValueError):
+        # End the transaction now, so the row lock is not held while the caller moves on.
+        session.rollback()
+        raise
+    decision.user_id, decision.created_at = user_id, now
+    decision.note, decision.tags = note.strip()[:MAX_NOTE], tags
+    _store(session, task, decision)
+    if commit:
+        session.commit()
+    return decision
+
+
+DECISION_COLUMNS = tuple(c.key for c in Decision.__table__.c if c.key != "id")
+ANSWER_COLUMNS = tuple(c.key for c in DecisionRegion.__table__.c if c.key != "id")
+
+
+def _store(session: Session, task: Any, decision: Decision) -> None:
+    """Insert the decision and its answers and close the task, in four statements.
+
+    Plain Core rather than the ORM's unit of work: this is the hot half of "decide and
+    next", and the rows are only ever inserted.
+    """
+    values = {key: getattr(decision, key) for key in DECISION_COLUMNS}
+    decision.id = session.execute(
+        insert(Decision.__table__).values(**values).returning(Decision.__table__.c.id)
+    ).scalar_one()
+    for answer in decision.regions:
+        answer.decision_id = decision.id
+    if decision.regions:
+        rows = [{key: getattr(a, key) for key in ANSWER_COLUMNS} for a in decision.regions]
+        session.execute(insert(DecisionRegion.__table__), rows)
+    closed = {"decided_at": decision.created_at, "decision_id": decision.id,
+              "lease_owner_id": None, "lease_expires_at": None}  # fmt: skip
+    session.execute(update(ReviewTask.__table__).where(ReviewTask.id == task.id).values(closed))
+    _set_verdict(session, task, decision.verdict)
+
+
+def _checked_tags(tags: Iterable[str], rules: Rules) -> list[str]:
+    chosen = list(dict.fromkeys(tags))
+    unknown = [t for t in chosen if t not in rules.tags]
+    if unknown:
+        raise ValueError(f"unknown tags: {', '.join(unknown)}")
+    return chosen
+
+
+def _build(
+    session: Session, task: Any, verdict: str, changes: list[dict[str, object]], rules: Rules
+) -> Decision:
+    """The decision and its region answers, checked against the item (not yet stored)."""
+    # The models' versions and the regions in one round trip.
+    rows = session.execute(
+        select(*VERSION_COLUMNS, *Region.__table__.c)
+        .select_from(Inspection.__table__)
+        .outerjoin(Region.__table__, Region.inspection_id == Inspection.id)
+        .where(Inspection.id == task.inspection_id)
+        .order_by(Region.id)
+    ).all()
+    regions = [row for row in rows if row.id is not None]
+    proposed = model_verdict(
+        regions,
+        thresholds=rules.thresholds,
+        table=rules.table,
+        failed=task.reason in NO_MODEL_RESULT,
+    )
+    if verdict == CONFIRM:
+        if proposed is None:
+            raise ValueError("there is no model result to confirm; pass or reject the item")
+        verdict, changes = proposed, []
+    answers = edits.answers(
+        changes,
+        regions=[_model_region(r) for r in regions],
+        photos=_photo_sizes(session, task) if any("region" not in c for c in changes) else [],
+        vocabulary=rules.vocabulary,
+    )
+    return Decision(
+        review_task_id=task.id,
+        inspection_id=task.inspection_id,
+        verdict=verdict,
+        attempt=task.attempt,
+        supersedes_id=task.decision_id,
+        model_verdict=proposed,
+        is_audit=task.is_audit,
+        **{column.key: getattr(rows[0], column.key) for column in VERSION_COLUMNS},
+        regions=[_row(a) for a in answers],
+    )
+
+
+VERSION_COLUMNS = (
+    Inspection.detector_version, Inspection.classifier_version, Inspection.prompt_version,
+)  # fmt: skip
+
+
+def _model_region(region: Any) -> edits.ModelRegion:
+    box = (region.x1, region.y1, region.x2, region.y2)
+    return edits.ModelRegion(region.id, region.photo_id, box, region.defect_type, region.severity)
+
+
+def _photo_sizes(session: Session, task: Any) -> list[edits.PhotoSize]:
+    rows = session.execute(
+        select(Photo.id, Photo.width, Photo.height).where(Photo.inspection_id == task.inspection_id)
+    ).all()
+    return [edits.PhotoSize(*row) for row in rows]
+
+
+def _row(answer: edits.RegionAnswer) -> DecisionRegion:
+    x1, y1, x2, y2 = answer.box
+    return DecisionRegion(
+        region_id=answer.region_id,
+        photo_id=answer.photo_id,
+        x1=x1,
+        y1=y1,
+        x2=x2,
+        y2=y2,
+        defect_type=answer.defect_type,
+        severity=answer.severity,
+        outcome=answer.outcome,
+    )
+
+
+def _check_decidable(task: Any, *, user_id: int, now: datetime) -> None:
+    if task.decided_at is not None:
+        raise LeaseLost(
+            f"review task {task.id} was already decided; this decision was not saved",
+            already_decided=True,
+        )
+    held_by_other = task.lease_owner_id not in (None, user_id)
+    # An expired lease that nobody else has taken since is still honoured.
+    if held_by_other and task.lease_expires_at is not None and task.lease_expires_at >= now:
+        raise LeaseLost(
+            f"the lease on review task {task.id} expired and another user holds it now; "
+            "this decision was not saved",
+            already_decided=False,
+        )
+
+
+def _set_verdict(session: Session, task: Any, verdict: str | None) -> None:
+    """The inspection's verdict follows the decision in effect (Core: no ORM sync needed)."""
+    table = Inspection.__table__
+    session.execute(update(table).where(table.c.id == task.inspection_id).values(verdict=verdict))
+
+
+def undo(
+    *,
+    session: Session,
+    decision_id: int,
+    user_id: int,
+    window_seconds: int,
+    lease_seconds: int,
+    now: datetime | None = None,
+) -> ReviewTask:
+    """Take back one's own decision within the window: the item reopens for the same user."""
+    now = now or utcnow()
+    decision = session.get(Decision, decision_id)
+    if decision is None or decision.user_id != user_id:
+        session.rollback()
+        raise Refused(f"decision {decision_id} is not yours to undo", code="not_yours")
+    task = _lock_task(session, decision.review_task_id)
+    if task.decision_id != decision.id or task.decided_at is None:
+        session.rollback()
+        raise Refused("this decision is no longer the one in effect", code="not_current")
+    if now - decision.created_at > timedelta(seconds=window_seconds):
+        session.rollback()
+        raise Refused("the undo window has passed", code="too_late")
+    session.add(DecisionUndo(decision_id=decision.id, user_id=user_id, created_at=now))
+    # Back to the decision in effect before this one (a re-review's), or to none.
+    previous = session.get(Decision, decision.supersedes_id) if decision.supersedes_id else None
+    task.decided_at = None
+    task.decision_id = previous.id if previous else None
+    task.lease_owner_id = user_id
+    task.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    _set_verdict(session, task, previous.verdict if previous else None)
+    session.commit()
+    return task
+
+
+def send_back(
+    *, session: Session, task_id: int, actor_id: int, now: datetime | None = None
+) -> ReviewTask:
+    """A lead reopens a decided item for another review; the decision stays in effect until
+    the new one supersedes it. Its old `priority_key` brings it back near the queue's front."""
+    now = now or utcnow()
+    task = _lock_task(session, task_id)
+    if task.decided_at is None:
+        session.rollback()
+        raise Refused("this item is not decided; it is in the queue already", code="open")
+    task.decided_at = None
+    task.lease_owner_id = task.lease_expires_at = None
+    session.add(
+        AuditEvent(
+            actor_id=actor_id,
+            action="review_task.send_back",
+            subject=f"review_task:{task.id}",
+            details={"decision_id": task.decision_id},
+            created_at=now,
+        )
+    )
+    session.commit()
+    return task
+
+
+def undoable(
+    *, session: Session, user_id: int, window_seconds: int, now: datetime | None = None
+) -> Decision | None:
+    """The user's latest decision if it can still be undone (for a reloaded page)."""
+    now = now or utcnow()
+    return session.scalar(
+        select(Decision)
+        .join(ReviewTask, ReviewTask.decision_id == Decision.id)
+        .where(
+            Decision.user_id == user_id,
+            Decision.created_at >= now - timedelta(seconds=window_seconds),
+            ReviewTask.decided_at.is_not(None),
+        )
+        .order_by(Decision.created_at.desc())
+        .limit(1)
+    )

@@ -1,0 +1,74 @@
+"""The lead's view of the queue: backlog by band, SLA, who holds what; release and send back."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
+
+from app.auth.deps import LeadDep
+from app.config import get_settings
+from app.db import SessionDep, utcnow
+from app.i18n import translator
+from app.review import decisions, presenters, service, stats
+from app.web import language_for, render
+
+router = APIRouter(tags=["review"])
+
+FLASH_KEY = "queue_flash"
+MAX_SEARCH = 200
+
+
+@router.get("/review/queue", name="review_queue")
+def queue(request: Request, session: SessionDep, user: LeadDep, q: str = "") -> Response:
+    """The queue at a glance; HTMX refreshes the numbers in place every few seconds."""
+    settings = get_settings()
+    now = utcnow()
+    search = q.strip()[:MAX_SEARCH]
+    overview = stats.queue_overview(
+        session=session,
+        now=now,
+        sla_seconds=settings.review_sla_seconds,
+        aging_weight=settings.review_aging_weight,
+        low=settings.threshold_low,
+        high=settings.threshold_high,
+    )
+    context = {
+        "user": user,
+        "now": now,
+        "overview": overview,
+        "holdings": stats.holdings(session=session, now=now),
+        "inspectors": stats.inspectors_today(
+            session=session, now=now, timezone=settings.site_timezone
+        ),
+        "recent": stats.recent_decisions(session=session, search=search),
+        "search": search,
+        "flash": request.session.pop(FLASH_KEY, None),
+        "duration": presenters.duration,
+    }
+    return render(request, "review_queue.html", context, block="live")
+
+
+def _back(request: Request, message: str) -> Response:
+    request.session[FLASH_KEY] = message
+    return RedirectResponse("/review/queue", status_code=303)
+
+
+@router.post("/review/tasks/{task_id}/release", name="review_release")
+def release(request: Request, task_id: int, session: SessionDep, user: LeadDep) -> Response:
+    """Take an item away from whoever holds it; it goes back to the queue at once."""
+    t = translator(language_for(request, user))
+    holder = service.release_task(session=session, task_id=task_id, actor_id=user.id)
+    return _back(request, t("queue.released" if holder else "queue.not_held", task=task_id))
+
+
+@router.post("/review/tasks/{task_id}/send-back", name="review_send_back")
+def send_back(request: Request, task_id: int, session: SessionDep, user: LeadDep) -> Response:
+    """Reopen a decided item for another review; its decision stays until a new one."""
+    t = translator(language_for(request, user))
+    try:
+        decisions.send_back(session=session, task_id=task_id, actor_id=user.id)
+    except decisions.TaskNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except decisions.Refused:
+        return _back(request, t("queue.not_decided", task=task_id))
+    return _back(request, t("queue.sent_back", task=task_id))
