@@ -8,28 +8,18 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
-import os
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from app.auth.tables import LANGUAGES, ROLES
+from app.auth.cli import tokens, users
+from app.cli_options import var_dir_option
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 UPLOAD_PATH = "/api/v1/inspections"
-
-var_dir_option = click.option(
-    "--var-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="LOUPE_VAR_DIR",
-    default="var",
-    show_default=True,
-    help="Where `loupe run` keeps its data (LOUPE_VAR_DIR).",
-)
 
 
 @click.group()
@@ -233,194 +223,5 @@ def infer(images: tuple[Path, ...], as_json: bool, reasons: bool, language: str 
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
 
 
-# --- users and station tokens ---------------------------------------------------------------
-
-
-@contextmanager
-def _session(var_dir: Path) -> Iterator[Any]:
-    """A session on LOUPE_DATABASE_URL, or on the embedded database of a running `loupe run`."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
-    from sqlalchemy.pool import NullPool
-
-    from app.embedded import running_embedded_url
-
-    url = os.environ.get("LOUPE_DATABASE_URL") or running_embedded_url(
-        var_dir.resolve() / "postgres", "loupe"
-    )
-    if not url:
-        raise click.ClickException("no database: set LOUPE_DATABASE_URL or start `loupe run`")
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with Session(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-@main.group()
-def users() -> None:
-    """People who log in."""
-
-
-@users.command("create")
-@click.argument("username")
-@click.option("--role", required=True, type=click.Choice(ROLES))
-@click.option("--language", default="en", show_default=True, type=click.Choice(LANGUAGES))
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-@var_dir_option
-def create_user(username: str, role: str, language: str, password: str, var_dir: Path) -> None:
-    """Create a user who logs in with USERNAME."""
-    from sqlalchemy.exc import IntegrityError
-
-    from app.auth import service
-
-    with _session(var_dir) as session:
-        try:
-            service.create_user(
-                session=session, username=username, password=password, role=role,
-                language=language,
-            )  # fmt: skip
-            session.commit()
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except IntegrityError as exc:
-            raise click.ClickException(f"user {username!r} exists already") from exc
-    click.echo(f"created {role} {username}")
-
-
-@users.command("list")
-@var_dir_option
-def list_users(var_dir: Path) -> None:
-    """Every user: name, role, language, active or disabled."""
-    from app.auth import service
-
-    with _session(var_dir) as session:
-        rows = service.list_users(session=session)
-    for user in rows:
-        state = "active" if user.is_active else "disabled"
-        click.echo(f"{user.username:<24} {user.role:<10} {user.language:<3} {state}")
-
-
-def _change_user(var_dir: Path, username: str, change: Any) -> None:
-    """Apply change(session, user) to USERNAME and commit; a refusal is a clean error."""
-    from app.auth import service
-
-    with _session(var_dir) as session:
-        user = service.get_by_username(session=session, username=username)
-        if user is None:
-            raise click.ClickException(f"no user {username!r}")
-        try:
-            change(session, user)
-            session.commit()
-        except ValueError as exc:  # InvalidInput, LastAdmin
-            raise click.ClickException(str(exc)) from exc
-
-
-@users.command("set-role")
-@click.argument("username")
-@click.argument("role", type=click.Choice(ROLES))
-@var_dir_option
-def set_role(username: str, role: str, var_dir: Path) -> None:
-    """Give USERNAME another role (from their next request on)."""
-    from app.auth import service
-
-    _change_user(
-        var_dir, username,
-        lambda s, u: service.set_role(session=s, user=u, role=role, actor_id=None),
-    )  # fmt: skip
-    click.echo(f"{username} is now {role}")
-
-
-@users.command("disable")
-@click.argument("username")
-@var_dir_option
-def disable_user(username: str, var_dir: Path) -> None:
-    """Stop USERNAME from logging in; an open session ends on its next request."""
-    from app.auth import service
-
-    _change_user(
-        var_dir, username,
-        lambda s, u: service.set_active(session=s, user=u, active=False, actor_id=None),
-    )  # fmt: skip
-    click.echo(f"disabled {username}")
-
-
-@users.command("enable")
-@click.argument("username")
-@var_dir_option
-def enable_user(username: str, var_dir: Path) -> None:
-    """Let a disabled USERNAME log in again."""
-    from app.auth import service
-
-    _change_user(
-        var_dir, username,
-        lambda s, u: service.set_active(session=s, user=u, active=True, actor_id=None),
-    )  # fmt: skip
-    click.echo(f"enabled {username}")
-
-
-@users.command("reset-password")
-@click.argument("username")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-@var_dir_option
-def reset_password(username: str, password: str, var_dir: Path) -> None:
-    """Set a new password for USERNAME."""
-    from app.auth import service
-
-    _change_user(
-        var_dir, username,
-        lambda s, u: service.set_password(session=s, user=u, password=password, actor_id=None),
-    )  # fmt: skip
-    click.echo(f"new password set for {username}")
-
-
-@main.group()
-def tokens() -> None:
-    """Tokens that camera stations send as `Authorization: Bearer ...`."""
-
-
-@tokens.command("create")
-@click.argument("station")
-@var_dir_option
-def create_token(station: str, var_dir: Path) -> None:
-    """Create a token for STATION and print it (it is shown only this once)."""
-    from app.auth import service
-
-    with _session(var_dir) as session:
-        try:
-            token = service.create_station_token(session=session, station=station)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
-        session.commit()
-    click.echo(token)
-
-
-@tokens.command("list")
-@var_dir_option
-def list_tokens(var_dir: Path) -> None:
-    """Every station token: id, station, created, revoked (the tokens themselves are not kept)."""
-    from app.auth import service
-
-    with _session(var_dir) as session:
-        rows = service.list_tokens(session=session)
-    for row in rows:
-        revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
-        created = f"{row.created_at:%Y-%m-%d %H:%M}"
-        click.echo(f"{row.id:>5}  {row.station:<24} created {created}  {revoked}")
-
-
-@tokens.command("revoke")
-@click.argument("token_id", type=int)
-@var_dir_option
-def revoke_token(token_id: int, var_dir: Path) -> None:
-    """Revoke the token with TOKEN_ID (see `loupe tokens list`); its station gets 401."""
-    from app.auth import service
-
-    with _session(var_dir) as session:
-        row = service.revoke_token(session=session, token_id=token_id, actor_id=None)
-        if row is None:
-            raise click.ClickException(f"no live token with id {token_id}")
-        station = row.station
-        session.commit()
-    click.echo(f"revoked the token of {station}")
+main.add_command(users)
+main.add_command(tokens)
