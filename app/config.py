@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     # "Today" for an inspector's own numbers starts at midnight here (an IANA zone name).
     site_timezone: str = "UTC"
 
+    # Feedback and the weekly dashboard (issue 5). Weeks start on Monday in site_timezone.
+    # The rules that suggest an action for each error pattern (JSON; app.policy.patterns);
+    # empty uses app/dashboard/pattern_actions.json.
+    pattern_actions_file: Path | None = None
+    report_top_patterns: int = Field(10, ge=1, le=100)
+    dashboard_weeks: int = Field(12, ge=2, le=104)  # the trend charts' span
+
     # Outbox relay, and the sweeper that re-dispatches items stuck before routing
     outbox_poll_s: float = 0.25
     stuck_after_s: int = 1800

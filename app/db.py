@@ -71,6 +71,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def import_all_tables() -> None:
     """Import every area's tables so that Base.metadata is complete (Alembic, tests)."""
     import app.auth.tables  # noqa: F401
+    import app.feedback.tables  # noqa: F401
     import app.inspections.tables  # noqa: F401
     import app.registry.tables  # noqa: F401
     import app.review.tables  # noqa: F401

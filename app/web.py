@@ -123,6 +123,8 @@ def home(request: Request, user: CurrentUser) -> Response:
     """Reviewers go straight to their queue; other roles see what is there for them."""
     if user.role in REVIEWER_ROLES:
         return RedirectResponse("/review", status_code=303)
+    if user.role == "ml":
+        return RedirectResponse("/dashboard", status_code=303)
     return render(request, "home.html", {"user": user})
 
 
@@ -270,6 +272,7 @@ def create_app() -> FastAPI:
     from app.admin.token_views import router as admin_token_router
     from app.admin.views import router as admin_router
     from app.auth.views import router as auth_router
+    from app.dashboard.views import router as dashboard_router
     from app.health import router as health_router
     from app.inspections.views import router as inspections_router
     from app.review.keys_views import router as review_keys_router
@@ -302,6 +305,7 @@ def create_app() -> FastAPI:
         review_router,
         admin_router,
         admin_token_router,
+        dashboard_router,
         pages,
     )
     for router in routers:

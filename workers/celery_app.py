@@ -9,7 +9,11 @@ from workers.schedule import BEAT_SCHEDULE
 
 settings = get_settings()
 
-celery = Celery("loupe", broker=settings.redis_url, include=["workers.tasks.inference"])
+celery = Celery(
+    "loupe",
+    broker=settings.redis_url,
+    include=["workers.tasks.inference", "workers.tasks.reports"],
+)
 celery.conf.update(
     # Acknowledge after the task ran, so a worker that dies mid-task does not lose the item;
     # the task itself is idempotent (it checks the inspection's status under a row lock).

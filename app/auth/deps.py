@@ -123,6 +123,7 @@ def require_role(*roles: str) -> Callable[[User], User]:
 ReviewerDep = Annotated[User, Depends(require_role("inspector", "lead"))]
 LeadDep = Annotated[User, Depends(require_role("lead"))]
 AdminDep = Annotated[User, Depends(require_role("admin"))]
+MlDep = Annotated[User, Depends(require_role("ml"))]
 
 
 def csrf_token(request: Request) -> str:

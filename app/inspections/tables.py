@@ -50,6 +50,8 @@ class Inspection(Base):
             "status_changed_at",
             postgresql_where=text("status <> 'routed'"),
         ),
+        # The routing mix of a week (app.dashboard.report).
+        Index("inspection_routed_at_idx", "routed_at"),
         Index(
             "inspection_station_idempotency_key_key",
             "station",

@@ -8,6 +8,7 @@ region enough (IoU) is taken as a judgement of that region.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Literal
 
 NOT_A_DEFECT = "normal"
@@ -45,6 +46,9 @@ class ErrorCase:
     field: Field | None = None
     from_value: str | None = None  # the model's value
     to_value: str | None = None  # the human's value
+    # The box to show with the case: the model's, or the one the human drew for a missed
+    # defect. Not part of what the case *is*, so equal cases compare equal without it.
+    box: Box | None = dataclass_field(default=None, compare=False)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -98,6 +102,7 @@ def _region_case(
         field=field,
         from_value=getattr(m, attr),
         to_value=getattr(h, attr),
+        box=m.box,
     )
 
 
@@ -135,7 +140,9 @@ def classify(
     pairs, unmatched = match_regions(model_regions, human_regions, min_iou)
     cases = [c for m, h in pairs if (c := _judge_pair(m, h)) is not None]
     cases += [
-        ErrorCase("false_negative", "region", photo_id=h.photo_id, to_value=h.defect_type)
+        ErrorCase(
+            "false_negative", "region", photo_id=h.photo_id, to_value=h.defect_type, box=h.box
+        )
         for h in unmatched
         if h.defect_type != NOT_A_DEFECT
     ]

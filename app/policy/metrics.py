@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 NOT_A_DEFECT = "normal"
@@ -37,18 +37,25 @@ def per_class_counts(pairs: Iterable[tuple[str | None, str | None]]) -> dict[str
     the human side does not occur (a judged region always has a human type). "normal" is
     not a class: it is the absence of a defect.
     """
+    return per_class_from_matrix(Counter(pairs))
+
+
+def per_class_from_matrix(
+    matrix: Mapping[tuple[str | None, str | None], int],
+) -> dict[str, ClassCounts]:
+    """per_class_counts from a confusion matrix: (model type, human type) → regions."""
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
-    for model, human in pairs:
+    for (model, human), n in matrix.items():
         if model == human:
             if model is not None and model != NOT_A_DEFECT:
-                tp[model] += 1
+                tp[model] += n
             continue
         if model is not None and model != NOT_A_DEFECT:
-            fp[model] += 1
+            fp[model] += n
         if human is not None and human != NOT_A_DEFECT:
-            fn[human] += 1
+            fn[human] += n
     classes = sorted(set(tp) | set(fp) | set(fn))
     return {c: ClassCounts(tp[c], fp[c], fn[c]) for c in classes}
 

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from app.auth.tables import AuditEvent
 from app.config import Settings, get_settings
 from app.db import utcnow
+from app.feedback.capture import error_case_rows
+from app.feedback.tables import ErrorCase
 from app.inspections.tables import Inspection, Photo, Region
 from app.policy.routing import DecisionTable, Thresholds
 from app.review import edits
@@ -139,14 +141,14 @@ def decide(
     task = _lock_row(session, task_id)
     try:
         _check_decidable(task, user_id=user_id, now=now)
-        decision = _build(session, task, verdict, region_edits or [], rules)
+        decision, model_regions = _build(session, task, verdict, region_edits or [], rules)
     except (LeaseLost, ValueError):
         # End the transaction now, so the row lock is not held while the caller moves on.
         session.rollback()
         raise
     decision.user_id, decision.created_at = user_id, now
     decision.note, decision.tags = note.strip()[:MAX_NOTE], tags
-    _store(session, task, decision)
+    _store(session, task, decision, model_regions)
     if commit:
         session.commit()
     return decision
@@ -156,8 +158,10 @@ DECISION_COLUMNS = tuple(c.key for c in Decision.__table__.c if c.key != "id")
 ANSWER_COLUMNS = tuple(c.key for c in DecisionRegion.__table__.c if c.key != "id")
 
 
-def _store(session: Session, task: Any, decision: Decision) -> None:
-    """Insert the decision and its answers and close the task, in four statements.
+def _store(
+    session: Session, task: Any, decision: Decision, model_regions: list[edits.ModelRegion]
+) -> None:
+    """Insert the decision, its answers and its error cases and close the task.
 
     Plain Core rather than the ORM's unit of work: this is the hot half of "decide and
     next", and the rows are only ever inserted.
@@ -171,6 +175,10 @@ def _store(session: Session, task: Any, decision: Decision) -> None:
     if decision.regions:
         rows = [{key: getattr(a, key) for key in ANSWER_COLUMNS} for a in decision.regions]
         session.execute(insert(DecisionRegion.__table__), rows)
+    # Feedback is captured with the decision, so no decision is ever without its cases.
+    cases = error_case_rows(decision, model_regions)
+    if cases:
+        session.execute(insert(ErrorCase.__table__), cases)
     closed = {"decided_at": decision.created_at, "decision_id": decision.id,
               "lease_owner_id": None, "lease_expires_at": None}  # fmt: skip
     session.execute(update(ReviewTask.__table__).where(ReviewTask.id == task.id).values(closed))
@@ -187,8 +195,9 @@ def _checked_tags(tags: Iterable[str], rules: Rules) -> list[str]:
 
 def _build(
     session: Session, task: Any, verdict: str, changes: list[dict[str, object]], rules: Rules
-) -> Decision:
-    """The decision and its region answers, checked against the item (not yet stored)."""
+) -> tuple[Decision, list[edits.ModelRegion]]:
+    """The decision and its region answers, checked against the item (not yet stored), and
+    the model's regions it answers."""
     # The models' versions and the regions in one round trip.
     rows = session.execute(
         select(*VERSION_COLUMNS, *Region.__table__.c)
@@ -208,13 +217,14 @@ def _build(
         if proposed is None:
             raise ValueError("there is no model result to confirm; pass or reject the item")
         verdict, changes = proposed, []
+    model_regions = [_model_region(r) for r in regions]
     answers = edits.answers(
         changes,
-        regions=[_model_region(r) for r in regions],
+        regions=model_regions,
         photos=_photo_sizes(session, task) if any("region" not in c for c in changes) else [],
         vocabulary=rules.vocabulary,
     )
-    return Decision(
+    decision = Decision(
         review_task_id=task.id,
         inspection_id=task.inspection_id,
         verdict=verdict,
@@ -225,6 +235,7 @@ def _build(
         **{column.key: getattr(rows[0], column.key) for column in VERSION_COLUMNS},
         regions=[_row(a) for a in answers],
     )
+    return decision, model_regions
 
 
 VERSION_COLUMNS = (

@@ -55,6 +55,8 @@ class ReviewTask(Base):
         ),
         # SLA breaches and "oldest item" on the lead's page.
         Index("review_task_due_idx", "due_at", postgresql_where=text("decided_at IS NULL")),
+        # "Is this decision the one in effect?": every feedback number asks it (app.feedback).
+        Index("review_task_decision_id_key", "decision_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -26,6 +26,7 @@ ANY_USER = ROLES
 REVIEWERS = ("inspector", "lead", "admin")
 LEADS = ("lead", "admin")
 ADMINS = ("admin",)
+ML = ("ml", "admin")
 
 ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -52,6 +53,10 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/review/queue"): LEADS,
     ("POST", "/review/tasks/{task_id}/release"): LEADS,
     ("POST", "/review/tasks/{task_id}/send-back"): LEADS,
+    ("GET", "/dashboard"): ML,
+    ("GET", "/dashboard/patterns"): ML,
+    ("GET", "/api/v1/reports/weekly"): ML,
+    ("GET", "/api/v1/reports/weekly.csv"): ML,
     ("GET", "/admin"): ADMINS,
     ("GET", "/admin/users"): ADMINS,
     ("POST", "/admin/users"): ADMINS,

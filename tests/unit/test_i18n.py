@@ -10,12 +10,17 @@ import pytest
 
 from app.auth.tables import KEYBOARD_LAYOUTS, LANGUAGES, ROLES
 from app.config import Settings
+from app.dashboard.presenters import KPIS
+from app.dashboard.snapshots import DEFAULT_RULES, parse_rules
+from app.feedback.tables import KINDS as FEEDBACK_KINDS
 from app.i18n import catalogues, label, negotiate, translate
+from app.policy.patterns import FALLBACK_ACTION
 from app.review.keys import FIXED_ACTIONS
 from app.review.priority import BANDS
 from app.review.tables import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PATTERN_RULES = parse_rules(DEFAULT_RULES.read_text(encoding="utf-8"))
 # t("key") or t('key', name=...) in templates and Python code alike.
 T_CALL = re.compile(r"""\bt\(\s*["']([^"']+)["']""")
 # Values shown through label(group, value) whose names live in the catalogues.
@@ -37,6 +42,11 @@ LABELLED = {
     "queue": ("not_held",),
     "time": ("seconds", "minutes", "hours"),
     "keyname": ("Space", "Enter"),
+    "error_kind": FEEDBACK_KINDS,
+    "pattern_action": tuple(r.action for r in DEFAULT_PATTERN_RULES) + (FALLBACK_ACTION,),
+    "dashboard.kpi": tuple(key for key, *_ in KPIS),
+    "dashboard.route": ("auto_pass", "auto_reject", "audit", "review"),
+    "dashboard.csv": ("patterns", "per_class", "inspectors", "model_versions", "trend"),
 }
 
 

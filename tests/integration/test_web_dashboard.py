@@ -1,0 +1,136 @@
+"""The ML team's dashboard, the weekly report API and its CSV export, over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import io
+import xml.etree.ElementTree as ET
+
+import pytest
+from sqlalchemy import select
+
+from app.inspections.tables import Region
+from app.review import decisions
+from tests.integration import web_support
+from tests.integration.feedback_support import WEEK, at, seed_week
+from tests.integration.review_support import make_review_item
+from tests.integration.web_support import add_user, log_in
+
+pytestmark = pytest.mark.integration
+
+make_app = web_support.make_app  # fixture
+
+
+@pytest.fixture
+def ml_client(make_app, db_session):
+    seed_week(db_session)
+    add_user(db_session, role="ml")
+    client = make_app(LOUPE_SITE_TIMEZONE="UTC")
+    log_in(client, "ml-en")
+    return client
+
+
+def test_the_dashboard_draws_the_week(ml_client):
+    response = ml_client.get(f"/dashboard?week={WEEK}")
+    assert response.status_code == 200, response.text[:300]
+    page = response.text
+    svgs = [page[i : page.index("</svg>", i) + 6] for i in _find_all(page, "<svg")]
+    assert len(svgs) >= 5  # two trends, routing mix, confusion matrix, per-class bars
+    for svg in svgs:
+        ET.fromstring(svg)  # each chart is well-formed on its own
+    assert "Top error patterns" in page
+    assert "Strengthen brightness augmentation" in page
+    assert "kim" in page and "lee" in page
+    assert "/dashboard/patterns?" in page and "kind=false_positive" in page
+
+
+def test_the_dashboard_speaks_korean(make_app, db_session):
+    seed_week(db_session)
+    add_user(db_session, role="ml", language="ko")
+    client = make_app(LOUPE_SITE_TIMEZONE="UTC")
+    log_in(client, "ml-ko")
+    page = client.get(f"/dashboard?week={WEEK}").text
+    assert "주간 오류" in page and "밝기 증강 강화" in page
+
+
+def test_the_weekly_report_api(ml_client):
+    report = ml_client.get(f"/api/v1/reports/weekly?week={WEEK}").json()
+    assert report["week"] == WEEK
+    assert report["total_reviews"] == 7
+    assert set(report["error_breakdown"]) == {
+        "false_positive", "false_negative", "classification_error",
+    }  # fmt: skip
+    assert report["top_error_patterns"][0]["action"]
+
+
+@pytest.mark.parametrize(
+    ("week", "message"),
+    [("2026-47", "is not an ISO week"), ("2026-W54", "has no week 54"),
+     ("2099-W01", "has not started yet")],
+)  # fmt: skip
+def test_a_bad_week_is_a_clear_422(ml_client, week, message):
+    response = ml_client.get(f"/api/v1/reports/weekly?week={week}")
+    assert response.status_code == 422
+    assert message in response.text
+
+
+def test_the_report_needs_a_login(make_app):
+    assert make_app().get("/api/v1/reports/weekly").status_code == 401
+
+
+def test_csv_export(ml_client):
+    response = ml_client.get(f"/api/v1/reports/weekly.csv?week={WEEK}&table=model_versions")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert rows[0]["detector_version"] == "det-test-1"
+    assert rows[0]["errors.false_positive"] == "2"
+    trend = ml_client.get(f"/api/v1/reports/weekly.csv?week={WEEK}&table=trend").text
+    assert len(list(csv.DictReader(io.StringIO(trend)))) == 12
+    assert ml_client.get("/api/v1/reports/weekly.csv?table=nope").status_code == 422
+
+
+def test_csv_cells_never_run_as_formulas():
+    from app.dashboard.views import _cell
+
+    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert _cell("@SUM") == "'@SUM" and _cell("kim") == "kim" and _cell(-1) == -1
+
+
+def test_a_pattern_shows_its_examples_with_the_note_escaped(ml_client, db_session):
+    task = make_review_item(db_session, created_at=at(20, 9))
+    region = db_session.scalar(select(Region).where(Region.inspection_id == task.inspection_id))
+    inspector = add_user(db_session, role="inspector", name="park")
+    decisions.decide(
+        session=db_session, task_id=task.id, user_id=inspector.id, verdict="pass",
+        region_edits=[{"region": region.id, "not_defect": True}], tags=["shadow"],
+        note="<script>alert(1)</script>", now=at(20, 10),
+    )  # fmt: skip
+    query = f"week={WEEK}&kind=false_positive&model=stain&human=normal&tag=shadow"
+    response = ml_client.get(f"/dashboard/patterns?{query}")
+    assert response.status_code == 200
+    page = response.text
+    assert page.count('class="gallery-item"') == 2  # T2 and park's
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="/photos/' in page
+    untagged = ml_client.get(f"/dashboard/patterns?week={WEEK}&kind=false_positive&model=stain"
+                             "&human=normal").text  # fmt: skip
+    assert untagged.count('class="gallery-item"') == 1  # T7's, which had no tag
+    assert ml_client.get(f"/dashboard/patterns?week={WEEK}&kind=bogus").status_code == 422
+
+
+def test_inspectors_may_not_read_the_dashboard(make_app, db_session):
+    add_user(db_session, role="inspector")
+    client = make_app()
+    log_in(client, "inspector-en")
+    assert client.get("/dashboard").status_code == 403
+    assert client.get("/api/v1/reports/weekly").status_code == 403
+
+
+def _find_all(text: str, needle: str) -> list[int]:
+    found, i = [], text.find(needle)
+    while i != -1:
+        found.append(i)
+        i = text.find(needle, i + 1)
+    return found
