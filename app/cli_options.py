@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,3 +18,25 @@ var_dir_option = click.option(
     show_default=True,
     help="Where `loupe run` keeps its data (LOUPE_VAR_DIR).",
 )
+
+
+@contextmanager
+def database_session(var_dir: Path) -> Iterator[Any]:
+    """A session on LOUPE_DATABASE_URL, or on the embedded database of a running `loupe run`."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+    from sqlalchemy.pool import NullPool
+
+    from app.embedded import running_embedded_url
+
+    url = os.environ.get("LOUPE_DATABASE_URL") or running_embedded_url(
+        var_dir.resolve() / "postgres", "loupe"
+    )
+    if not url:
+        raise click.ClickException("no database: set LOUPE_DATABASE_URL or start `loupe run`")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()

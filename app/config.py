@@ -106,9 +106,60 @@ class Settings(BaseSettings):
     report_top_patterns: int = Field(10, ge=1, le=100)
     dashboard_weeks: int = Field(12, ge=2, le=104)  # the trend charts' span
 
+    # Experiments (issue 6): a gated candidate serves this share beside the champion, and
+    # beat analyses it (app.policy.ab) until it has run this long or each arm has enough.
+    experiment_share: float = Field(0.10, gt=0.0, lt=1.0)
+    experiment_days: float = Field(7.0, gt=0)
+    experiment_min_samples: int = Field(200, ge=1)
+    experiment_alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    experiment_check_interval_s: float = Field(3600.0, gt=0)
+    # A winning challenger is promoted by beat, or waits for an ml user to confirm it.
+    experiment_auto_promote: bool = False
+    # A candidate that passes its gate becomes the challenger at once (else by hand).
+    retrain_auto_stage: bool = True
+
     # Outbox relay, and the sweeper that re-dispatches items stuck before routing
     outbox_poll_s: float = 0.25
     stuck_after_s: int = 1800
+
+    # Learning loop (issue 6): when to retrain, on what, how, and what a candidate must show.
+    # The trigger (app.policy.retrain); beat checks it this often and records every check.
+    retrain_check_interval_s: float = Field(3600.0, gt=0)
+    retrain_min_new_samples: int = Field(1000, ge=1)
+    retrain_max_disagreement: float = Field(0.15, ge=0.0, le=1.0)
+    retrain_min_class_precision: float = Field(0.70, ge=0.0, le=1.0)
+    retrain_min_class_support: int = Field(20, ge=1)
+    retrain_window_days: float = Field(7.0, gt=0)  # disagreement and precision look back this far
+    # Beat starts no run sooner than this after the last one began: a disagreement rate stays
+    # high until a candidate is promoted, and retraining every hour would not lower it.
+    retrain_cooldown_s: float = Field(24 * 3600.0, ge=0)
+    # A snapshot is refused below these (app.policy.retrain.dataset_problems).
+    retrain_min_samples: int = Field(200, ge=1)
+    retrain_min_per_class: int = Field(10, ge=0)
+    retrain_val_share: float = Field(0.15, ge=0.0, lt=1.0)
+    # Fine-tuning from the champion's weights; small defaults that finish on a CPU.
+    retrain_steps: int = Field(500, ge=1)
+    retrain_batch_size: int = Field(4, ge=1)
+    retrain_lr: float = Field(1e-4, gt=0)
+    retrain_warmup_steps: int = Field(50, ge=0)
+    retrain_seed: int = 0
+    retrain_device: str = "cpu"
+    # Photos are shrunk to this longest side before training (the processor resizes anyway).
+    retrain_max_image_side: int = Field(1024, ge=32)
+    # Live progress is written at most this often; the run's heartbeat at least this often.
+    retrain_progress_every_s: float = Field(1.0, ge=0)
+    retrain_heartbeat_every_s: float = Field(15.0, gt=0)
+    # The watchdog fails a running run silent this long, and a run no worker took this long.
+    retrain_heartbeat_timeout_s: float = Field(600.0, gt=0)
+    retrain_queued_timeout_s: float = Field(3600.0, gt=0)
+    retrain_watchdog_interval_s: float = Field(60.0, gt=0)
+    # Where new model versions go: s3://bucket/prefix or a directory. Empty: s3://<bucket>/
+    # models when LOUPE_S3_BUCKET is set, else <var_dir>/models.
+    retrain_models_uri: str = ""
+    # The evaluation gate (app.policy.promotion): pass criteria and the regression check.
+    gate_min_map50: float = Field(0.85, ge=0.0, le=1.0)
+    gate_min_precision: float = Field(0.80, ge=0.0, le=1.0)
+    gate_max_regression: float = Field(0.02, ge=0.0, le=1.0)
 
     @field_validator("threshold_low")
     @classmethod

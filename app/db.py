@@ -73,5 +73,6 @@ def import_all_tables() -> None:
     import app.auth.tables  # noqa: F401
     import app.feedback.tables  # noqa: F401
     import app.inspections.tables  # noqa: F401
+    import app.learning.tables  # noqa: F401
     import app.registry.tables  # noqa: F401
     import app.review.tables  # noqa: F401

@@ -341,7 +341,8 @@ class Stack:
         except ValidationError as exc:
             raise StackError(f"invalid LOUPE_* settings: {exc}") from None
         py = sys.executable
-        serve = [py, "-m", "models.serve", "--detector-dir", s.detector_uri,
+        # Serve follows the model registry: a promotion or an experiment reaches it live.
+        serve = [py, "-m", "app.registry.serving", "--detector-dir", s.detector_uri,
                  "--classifier-dir", s.classifier_uri, "--port", str(s.serve_port),
                  "--detector-threshold", str(s.detector_threshold),
                  "--max-regions", str(s.detector_max_regions),

@@ -275,6 +275,7 @@ def create_app() -> FastAPI:
     from app.dashboard.views import router as dashboard_router
     from app.health import router as health_router
     from app.inspections.views import router as inspections_router
+    from app.registry.views import router as models_router
     from app.review.keys_views import router as review_keys_router
     from app.review.lead_views import router as review_lead_router
     from app.review.views import router as review_router
@@ -306,6 +307,7 @@ def create_app() -> FastAPI:
         admin_router,
         admin_token_router,
         dashboard_router,
+        models_router,
         pages,
     )
     for router in routers:

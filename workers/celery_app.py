@@ -12,7 +12,12 @@ settings = get_settings()
 celery = Celery(
     "loupe",
     broker=settings.redis_url,
-    include=["workers.tasks.inference", "workers.tasks.reports"],
+    include=[
+        "workers.tasks.inference",
+        "workers.tasks.reports",
+        "workers.tasks.retrain",
+        "workers.tasks.experiments",
+    ],
 )
 celery.conf.update(
     # Acknowledge after the task ran, so a worker that dies mid-task does not lose the item;

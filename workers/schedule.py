@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from app.config import get_settings
+
+_learning = get_settings()
+
 BEAT_SCHEDULE = {
     # A closed week's report is stored once, soon after Monday 00:00 at the site; running
     # hourly (it is idempotent) also fills weeks missed while beat was down.
@@ -14,5 +18,20 @@ BEAT_SCHEDULE = {
     "sweep-stuck-inspections": {
         "task": "loupe.sweep_stuck_inspections",
         "schedule": 60.0,
+    },
+    # The learning loop: the retraining trigger (hourly by default; every check is recorded)
+    # and the watchdog that fails a run whose worker went silent, freeing the training slot.
+    "check-retrain-trigger": {
+        "task": "loupe.check_retrain_trigger",
+        "schedule": _learning.retrain_check_interval_s,
+    },
+    # The running experiment's A/B analysis; it promotes or rolls back when it is decided.
+    "analyse-experiment": {
+        "task": "loupe.analyse_experiment",
+        "schedule": _learning.experiment_check_interval_s,
+    },
+    "training-watchdog": {
+        "task": "loupe.training_watchdog",
+        "schedule": _learning.retrain_watchdog_interval_s,
     },
 }

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from app.auth.tables import LANGUAGES, ROLES
-from app.cli_options import var_dir_option
-
-
-@contextmanager
-def _session(var_dir: Path) -> Iterator[Any]:
-    """A session on LOUPE_DATABASE_URL, or on the embedded database of a running `loupe run`."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
-    from sqlalchemy.pool import NullPool
-
-    from app.embedded import running_embedded_url
-
-    url = os.environ.get("LOUPE_DATABASE_URL") or running_embedded_url(
-        var_dir.resolve() / "postgres", "loupe"
-    )
-    if not url:
-        raise click.ClickException("no database: set LOUPE_DATABASE_URL or start `loupe run`")
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with Session(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
+from app.cli_options import database_session, var_dir_option
 
 
 @click.group()
@@ -53,7 +28,7 @@ def create_user(username: str, role: str, language: str, password: str, var_dir:
 
     from app.auth import service
 
-    with _session(var_dir) as session:
+    with database_session(var_dir) as session:
         try:
             service.create_user(
                 session=session, username=username, password=password, role=role,
@@ -73,7 +48,7 @@ def list_users(var_dir: Path) -> None:
     """Every user: name, role, language, active or disabled."""
     from app.auth import service
 
-    with _session(var_dir) as session:
+    with database_session(var_dir) as session:
         rows = service.list_users(session=session)
     for user in rows:
         state = "active" if user.is_active else "disabled"
@@ -84,7 +59,7 @@ def _change_user(var_dir: Path, username: str, change: Any) -> None:
     """Apply change(session, user) to USERNAME and commit; a refusal is a clean error."""
     from app.auth import service
 
-    with _session(var_dir) as session:
+    with database_session(var_dir) as session:
         user = service.get_by_username(session=session, username=username)
         if user is None:
             raise click.ClickException(f"no user {username!r}")
@@ -165,7 +140,7 @@ def create_token(station: str, var_dir: Path) -> None:
     """Create a token for STATION and print it (it is shown only this once)."""
     from app.auth import service
 
-    with _session(var_dir) as session:
+    with database_session(var_dir) as session:
         try:
             token = service.create_station_token(session=session, station=station)
         except ValueError as exc:
@@ -180,7 +155,7 @@ def list_tokens(var_dir: Path) -> None:
     """Every station token: id, station, created, revoked (the tokens themselves are not kept)."""
     from app.auth import service
 
-    with _session(var_dir) as session:
+    with database_session(var_dir) as session:
         rows = service.list_tokens(session=session)
     for row in rows:
         revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
@@ -195,7 +170,7 @@ def revoke_token(token_id: int, var_dir: Path) -> None:
     """Revoke the token with TOKEN_ID (see `loupe tokens list`); its station gets 401."""
     from app.auth import service
 
-    with _session(var_dir) as session:
+    with database_session(var_dir) as session:
         row = service.revoke_token(session=session, token_id=token_id, actor_id=None)
         if row is None:
             raise click.ClickException(f"no live token with id {token_id}")

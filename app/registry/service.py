@@ -26,6 +26,10 @@ class ExperimentRunning(RuntimeError):
     """Only one experiment runs at a time; stop the running one first."""
 
 
+class GateFailed(ValueError):
+    """The version failed its evaluation gate, so it may never serve under any alias."""
+
+
 @dataclass(frozen=True)
 class Arm:
     """The model versions of one arm; no detector means classifier-only."""
@@ -42,25 +46,36 @@ def register_model_version(
     uri: str,
     content_hash: str,
     metrics: dict[str, Any] | None = None,
+    training_run_id: int | None = None,
+    snapshot_id: int | None = None,
+    gate: dict[str, Any] | None = None,
+    prompt_version: str | None = None,
 ) -> ModelVersion:
     """The row for (kind, version), created once; registering it again is a no-op."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}, not {kind!r}")
     metrics = metrics or {}
+    lineage = {
+        "training_run_id": training_run_id,
+        "snapshot_id": snapshot_id,
+        "gate": gate,
+        "prompt_version": prompt_version,
+    }
     existing = session.scalar(
         select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.version == version)
     )
     if existing is not None:
-        same = (existing.uri, existing.content_hash, existing.metrics) == (
-            uri,
-            content_hash,
-            metrics,
-        )
-        if not same:
+        content = {"uri": uri, "content_hash": content_hash, "metrics": metrics, **lineage}
+        if any(getattr(existing, name) != value for name, value in content.items()):
             raise ImmutableVersion(f"{kind} {version} is registered with other content")
         return existing
     row = ModelVersion(
-        kind=kind, version=version, uri=uri, content_hash=content_hash, metrics=metrics
+        kind=kind,
+        version=version,
+        uri=uri,
+        content_hash=content_hash,
+        metrics=metrics,
+        **lineage,
     )
     session.add(row)
     session.flush()
@@ -68,9 +83,20 @@ def register_model_version(
 
 
 def set_alias(*, session: Session, alias: str, model_version: ModelVersion) -> None:
-    """Point `alias` (champion or challenger) of the version's kind at this version."""
+    """Point `alias` (champion or challenger) of the version's kind at this version.
+
+    A version that failed its evaluation gate is refused: it never serves.
+    """
     if alias not in ALIASES:
         raise ValueError(f"alias must be one of {ALIASES}, not {alias!r}")
+    if model_version.gate_failed:
+        reasons = "; ".join(
+            r for r in (model_version.gate or {}).get("reasons", []) if r.startswith("FAIL")
+        )
+        raise GateFailed(
+            f"{model_version.kind} {model_version.version} failed its evaluation gate and "
+            f"may not become {alias}" + (f": {reasons}" if reasons else "")
+        )
     values = {"model_version_id": model_version.id, "updated_at": utcnow()}
     session.execute(
         insert(ModelAlias)

@@ -32,6 +32,7 @@ from app.db import Base, utcnow
 MODEL_KINDS = ("detector", "classifier")
 ALIASES = ("champion", "challenger")
 EXPERIMENT_STATUSES = ("running", "stopped")
+EXPERIMENT_RESULTS = ("promoted", "rolled_back")
 
 
 class ModelVersion(Base):
@@ -48,7 +49,19 @@ class ModelVersion(Base):
     # sha256 of the model's manifest (models/model_store.py): pins the exact files.
     content_hash: Mapped[str] = mapped_column(String(64))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Where a trained version came from (NULL for versions registered from outside the
+    # loop), its evaluation gate ({"passed": bool, "reasons": [...]}; NULL when never gated)
+    # and, for a classifier, the prompts it was evaluated with.
+    training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_run.id"))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshot.id"))
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    prompt_version: Mapped[str | None] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def gate_failed(self) -> bool:
+        """A version whose gate failed must never serve (nor be aliased)."""
+        return (self.gate or {}).get("passed") is False
 
 
 class ModelAlias(Base):
@@ -81,6 +94,7 @@ class Experiment(Base):
         UniqueConstraint("name"),
         CheckConstraint(f"status IN {EXPERIMENT_STATUSES}", name="status"),
         CheckConstraint("challenger_share > 0 AND challenger_share < 1", name="challenger_share"),
+        CheckConstraint(f"result IS NULL OR result IN {EXPERIMENT_RESULTS}", name="result"),
         # Serve runs one challenger at a time, so at most one experiment runs.
         Index(
             "experiment_one_running_key",
@@ -100,3 +114,11 @@ class Experiment(Base):
     challenger_classifier_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How it ended: promoted, rolled_back (by the analysis or by a person), or NULL while it
+    # runs. The analysis is the last one beat made (app.registry.experiments).
+    result: Mapped[str | None] = mapped_column(String(20))
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+# model_version names a training run and a snapshot: their tables must be known too.
+import app.learning.tables  # noqa: E402, F401

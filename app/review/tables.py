@@ -57,6 +57,9 @@ class ReviewTask(Base):
         Index("review_task_due_idx", "due_at", postgresql_where=text("decided_at IS NULL")),
         # "Is this decision the one in effect?": every feedback number asks it (app.feedback).
         Index("review_task_decision_id_key", "decision_id", unique=True),
+        # The weekly report's backlog at a week's end: tasks decided after it (with the
+        # open-task index, a BitmapOr instead of a scan of every task ever made).
+        Index("review_task_decided_at_idx", "decided_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -11,11 +11,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
+from typing import Any
 
 from models.serve.runner import serve_forever
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(
+    argv: list[str] | None = None,
+    follow: Callable[[], dict[str, Any] | None] | None = None,
+) -> None:
+    """Serve as the arguments say; `follow` (see serve_forever) may change the models later."""
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m models.serve", description="Serve the Loupe inspection models."
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     gpus = args.pop("gpus_per_replica")
     if args["device"].startswith("cuda"):
         args["actor_options"] = {"num_cpus": 1, "num_gpus": gpus}
-    serve_forever(**args)
+    serve_forever(follow=follow, **args)
 
 
 if __name__ == "__main__":

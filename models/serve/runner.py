@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +145,29 @@ def stop() -> None:
         ray.shutdown()
 
 
-def serve_forever(**options: Any) -> None:
-    """Runs the app until SIGTERM or SIGINT, then stops it cleanly."""
+# start()'s own arguments: where Ray and the proxy run, fixed for the process's life.
+START_ONLY = ("host", "port", "num_cpus")
+# The model choice a `follow` callback may change while serving (deploy's arguments).
+FOLLOWED = (
+    "detector_dir", "classifier_dir", "challenger_detector_dir", "challenger_classifier_dir",
+    "challenger_share", "experiment",
+)  # fmt: skip
+
+
+def serve_forever(
+    *,
+    follow: Callable[[], dict[str, Any] | None] | None = None,
+    follow_every_s: float = 5.0,
+    **options: Any,
+) -> None:
+    """Runs the app until SIGTERM or SIGINT, then stops it cleanly.
+
+    `follow`, when given, is asked every `follow_every_s` which models should serve (a dict
+    of FOLLOWED keys, or None for "as configured"); a change is deployed as user_config, so
+    live replicas reconfigure. This is how the model registry's aliases reach Serve
+    without models/ knowing about the registry. A failing callback or deploy is logged and
+    retried on the next tick: serving goes on with the models it has.
+    """
     stopping = threading.Event()
 
     def _request_stop(signum: int, _frame: object) -> None:
@@ -160,8 +182,39 @@ def serve_forever(**options: Any) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, _request_stop)
         print(f"serving at {url}", flush=True)  # the operator watches stdout
-        stopping.wait()
+        configured = {key: options.get(key) for key in FOLLOWED}
+        applied = dict(configured)
+        while not stopping.wait(follow_every_s if follow else None):
+            assert follow is not None
+            applied = _follow_once(follow, options, configured, applied)
     finally:
         stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _follow_once(
+    follow: Callable[[], dict[str, Any] | None],
+    options: dict[str, Any],
+    configured: dict[str, Any],
+    applied: dict[str, Any],
+) -> dict[str, Any]:
+    """Deploy what `follow` wants if it differs from what serves; returns what serves."""
+    try:
+        wanted = follow()
+        target = configured if wanted is None else {**configured, **wanted}
+        if target == applied:
+            return applied
+        logger.info("serving models change: %s", _changes(applied, target))
+        settings = {k: v for k, v in options.items() if k not in FOLLOWED and k not in START_ONLY}
+        deploy(**target, **settings)
+        return target
+    except Exception:  # noqa: BLE001 - a bad tick must not stop serving
+        logger.exception("could not apply the registry's models; retrying on the next tick")
+        return applied
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}: {before.get(k)!r} -> {v!r}" for k, v in after.items() if before.get(k) != v
+    )

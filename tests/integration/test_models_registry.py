@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.registry import service
 from app.registry.tables import Experiment
 
 pytestmark = pytest.mark.integration
-
-MY_TABLES = {"model_version", "model_alias", "experiment"}
 
 
 def version(session, kind: str = "classifier", name: str = "cls-1", **extra):  # type: ignore[no-untyped-def]
@@ -71,39 +69,3 @@ def test_one_experiment_runs_at_a_time(db_session):
         challenger_share=0.2,
     )  # fmt: skip
     assert service.running_experiment(session=db_session) is second
-
-
-def test_the_migration_matches_the_tables_and_downgrades(fresh_database):
-    from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.config import Config
-    from alembic.migration import MigrationContext
-
-    from app.db import Base, import_all_tables
-    from app.embedded import ROOT
-
-    import_all_tables()
-    url = fresh_database("loupe_models_migration")
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            diffs = [d for d in compare_metadata(context, Base.metadata) if _mine(d)]
-        assert diffs == []
-        config = Config(str(ROOT / "alembic.ini"))
-        config.set_main_option("script_location", str(ROOT / "migrations"))
-        config.attributes["configure_logging"] = False
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "eaeb3de233ac")
-            assert not connection.execute(text("SELECT to_regclass('model_version')")).scalar()
-            command.upgrade(config, "head")
-    finally:
-        engine.dispose()
-
-
-def _mine(diff) -> bool:  # type: ignore[no-untyped-def]
-    """A difference that concerns the tables or columns this migration owns."""
-    flat = diff if isinstance(diff, tuple) else diff[0]
-    text_of = repr(flat)
-    return any(name in text_of for name in MY_TABLES) or "'arm'" in text_of

@@ -46,6 +46,7 @@ LABELLED = {
     "pattern_action": tuple(r.action for r in DEFAULT_PATTERN_RULES) + (FALLBACK_ACTION,),
     "dashboard.kpi": tuple(key for key, *_ in KPIS),
     "dashboard.route": ("auto_pass", "auto_reject", "audit", "review"),
+    "models.arm": ("champion", "challenger"),
     "dashboard.csv": ("patterns", "per_class", "inspectors", "model_versions", "trend"),
 }
 

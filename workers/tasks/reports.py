@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from celery.signals import beat_init
 
 from app.config import get_settings
 from app.dashboard.snapshots import report_options, snapshot_closed_weeks
@@ -25,3 +28,10 @@ def snapshot_weekly_reports() -> list[str]:
     if written:
         log.info("stored the weekly reports of %s", ", ".join(written))
     return written
+
+
+@beat_init.connect
+def _snapshot_on_start(sender: Any = None, **_: Any) -> None:
+    """Right after a deployment the dashboard would compute twelve weeks live (seconds at
+    a year of data); beat queues the snapshot once at start instead of in an hour."""
+    snapshot_weekly_reports.delay()

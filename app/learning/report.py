@@ -1,0 +1,111 @@
+"""Runs and trigger checks as the text lines the command line prints. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from app.learning.tables import DatasetSnapshot, TrainingRun, TriggerCheck
+from app.registry.tables import ModelVersion
+
+HEADLINE = ("map50", "map50_95", "precision", "recall")
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def run_lines(
+    run: TrainingRun,
+    snapshot: DatasetSnapshot | None = None,
+    now: datetime | None = None,
+    version: ModelVersion | None = None,
+) -> list[str]:
+    """Everything known about one run, most important first."""
+    lines = [f"run {run.id}: {run.status} ({run.phase}), started by {run.trigger}"]
+    lines.append(f"  queued {_when(run.created_at)}, started {_when(run.started_at)}, "
+                 f"finished {_when(run.finished_at)}")  # fmt: skip
+    if snapshot is not None:
+        splits = snapshot.split_counts
+        lines.append(
+            f"  snapshot {snapshot.id}: {snapshot.samples} samples of {snapshot.inspections} "
+            f"items (train {splits.get('train', 0)}, val {splits.get('val', 0)}, "
+            f"test {splits.get('test', 0)}); manifest {snapshot.manifest_key}"
+        )
+    if run.total_steps:
+        lines.append("  " + progress_text(run, now))
+    lines += [f"  refused: {reason}" for reason in run.refusal_reasons]
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    if run.metrics:
+        lines += ["  " + line for line in metrics_lines(run.metrics)]
+    if run.gate is not None:
+        verdict = "passed" if run.gate.get("passed") else "FAILED"
+        lines.append(f"  gate {verdict}:")
+        lines += [f"    {reason}" for reason in run.gate.get("reasons", [])]
+    if version is not None:
+        serves = "may never serve" if version.gate_failed else "may be staged as challenger"
+        lines.append(f"  registered {version.kind} {version.version} ({serves})")
+        lines.append(f"    {version.uri}")
+    elif run.model_version_id is not None:
+        lines.append(f"  registered model version id {run.model_version_id}")
+    return lines
+
+
+def progress_text(run: TrainingRun, now: datetime | None = None) -> str:
+    parts = [f"step {run.step}/{run.total_steps}"]
+    if run.epoch is not None:
+        parts.append(f"epoch {run.epoch:.2f}")
+    if run.loss is not None:
+        parts.append(f"loss {run.loss:.4f}")
+    if run.eta_s is not None and run.is_active:
+        parts.append(f"about {run.eta_s:.0f} s left")
+    if now is not None and run.heartbeat_at is not None and run.is_active:
+        parts.append(f"last heard {(now - run.heartbeat_at).total_seconds():.0f} s ago")
+    return ", ".join(parts)
+
+
+def metrics_lines(metrics: dict[str, Any]) -> list[str]:
+    """The headline numbers, per class AP50, what they were measured on, and the baseline."""
+    if metrics.get("evaluated_on") is None and "map50" not in metrics:
+        return [f"not evaluated: {metrics.get('note', 'no metrics')}"]
+    where = metrics.get("evaluated_on")
+    lines = [
+        f"metrics on the {where} split ({metrics.get('images', '?')} photos): "
+        + ", ".join(f"{name} {_number(metrics.get(name))}" for name in HEADLINE)
+    ]
+    if note := metrics.get("note"):
+        lines.append(f"note: {note}")
+    for name, values in sorted(metrics.get("per_class", {}).items()):
+        lines.append(
+            f"  {name:<14} AP50 {_number(values.get('ap50'))}  precision "
+            f"{_number(values.get('precision'))}  recall {_number(values.get('recall'))}  "
+            f"({values.get('ground_truth', 0)} boxes)"
+        )
+    baseline = metrics.get("baseline") or {}
+    if any(name in baseline for name in HEADLINE):
+        lines.append(
+            f"baseline {baseline.get('version', '?')}: "
+            + ", ".join(f"{name} {_number(baseline.get(name))}" for name in HEADLINE)
+        )
+    return lines
+
+
+def check_line(check: TriggerCheck) -> str:
+    """One trigger check on one line: when, the numbers, whether it fired and what followed."""
+    rate = f"{check.disagreements / check.reviewed:.1%}" if check.reviewed else "-"
+    head = (
+        f"{_when(check.checked_at)}  {'FIRED' if check.fired else 'quiet'}  "
+        f"new samples {check.new_verified_samples}, disagreement {rate} of {check.reviewed}"
+    )
+    weakest = sorted(check.class_precision.items(), key=lambda item: item[1])[:3]
+    if weakest:
+        head += ", lowest precision " + ", ".join(
+            f"{name} {value:.2f}/{check.class_support.get(name, 0)}" for name, value in weakest
+        )
+    tail = [*check.reasons, check.note] if check.fired else []
+    return head + "".join(f"\n    {line}" for line in tail if line)

@@ -1,0 +1,35 @@
+"""The site's learning-loop configuration as the pure policies' rule objects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.config import Settings
+from app.policy.promotion import GateRules
+from app.policy.retrain import DatasetRules, TriggerRules
+
+
+def trigger_rules(settings: Settings) -> TriggerRules:
+    return TriggerRules(
+        min_new_samples=settings.retrain_min_new_samples,
+        max_disagreement=settings.retrain_max_disagreement,
+        min_class_precision=settings.retrain_min_class_precision,
+        min_class_support=settings.retrain_min_class_support,
+    )
+
+
+def dataset_rules(settings: Settings) -> DatasetRules:
+    return DatasetRules(
+        min_samples=settings.retrain_min_samples, min_per_class=settings.retrain_min_per_class
+    )
+
+
+def gate_rules(settings: Settings) -> GateRules:
+    return GateRules(
+        minimums={"map50": settings.gate_min_map50, "precision": settings.gate_min_precision},
+        max_regression=settings.gate_max_regression,
+    )
+
+
+def trigger_window(settings: Settings) -> timedelta:
+    return timedelta(days=settings.retrain_window_days)

@@ -1,0 +1,212 @@
+"""Training runs: start one (one at a time), move it along, and fail the ones that went silent.
+
+Starting takes a transaction-level advisory lock, so two starts at the same moment (beat
+and a person, or two people) queue behind each other: the first gets a run, the second a
+clear "a run is in progress (run N)". The partial unique index on training_run holds the
+rule even for writers that skip this module. Functions here do not commit unless they
+say so; the lock lasts until the caller's transaction ends.
+
+Every state change after the start is a guarded UPDATE (`WHERE status = ...`), so a
+worker that lost its run to the watchdog finds out and stops, instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import utcnow
+from app.inspections.tables import Outbox
+from app.learning.rules import dataset_rules
+from app.learning.snapshot import reserve_for_training, take_snapshot
+from app.learning.tables import ACTIVE_STATUSES, TRIGGERS, TrainingRun
+from app.policy.retrain import dataset_problems
+from app.storage import ObjectStore
+
+TRAIN_DETECTOR = "loupe.train_detector"
+# One key for "the training slot"; any bigint works as long as nothing else uses it.
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"loupe:training_run").digest()[:8], "big", signed=True)
+STALE_ERROR = "worker stopped responding (no heartbeat for {seconds:.0f} s); the run was abandoned"
+UNCLAIMED_ERROR = "no worker took the run within {seconds:.0f} s (is a Celery worker running?)"
+
+
+class RunInProgress(RuntimeError):
+    """Another run is queued or running; only one trains at a time."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        super().__init__(f"a run is in progress (run {run.id}, {run.status})")
+        self.run_id = run.id
+
+
+def active_run(*, session: Session) -> TrainingRun | None:
+    return session.scalar(select(TrainingRun).where(TrainingRun.status.in_(ACTIVE_STATUSES)))
+
+
+def latest_run(*, session: Session) -> TrainingRun | None:
+    return session.scalar(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1))
+
+
+def get_run(*, session: Session, run_id: int) -> TrainingRun | None:
+    return session.get(TrainingRun, run_id, populate_existing=True)
+
+
+def recent_runs(*, session: Session, limit: int = 20) -> list[TrainingRun]:
+    return list(session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)))
+
+
+def start_run(
+    *,
+    session: Session,
+    store: ObjectStore,
+    settings: Settings,
+    trigger: str,
+    user_id: int | None = None,
+    now: datetime | None = None,
+) -> TrainingRun:
+    """Snapshot the verified samples and queue a training run on them (not committed).
+
+    Raises RunInProgress when a run is queued or running. A snapshot with too few samples
+    gives a run that is refused at once, with its reasons; the worker checks the classes
+    again against the detector it fine-tunes. The queued run reaches a worker through the
+    outbox, committed with the run.
+    """
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
+    now = now or utcnow()
+    session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
+    if (running := active_run(session=session)) is not None:
+        raise RunInProgress(running)
+    snapshot, manifest = take_snapshot(
+        session=session, store=store, val_share=settings.retrain_val_share
+    )
+    # Classes are checked by the worker, which knows the detector's; the count is known now.
+    problems = dataset_problems(
+        snapshot.class_counts["train"], snapshot.split_counts["train"], [], dataset_rules(settings)
+    )
+    run = TrainingRun(
+        status="refused" if problems else "queued",
+        phase="refused" if problems else "queued",
+        trigger=trigger,
+        triggered_by_id=user_id,
+        snapshot_id=snapshot.id,
+        refusal_reasons=problems,
+        metrics={},
+        created_at=now,
+        heartbeat_at=now,
+        finished_at=now if problems else None,
+    )
+    session.add(run)
+    session.flush()
+    if not problems:
+        reserve_for_training(session=session, snapshot=snapshot, manifest=manifest)
+        session.add(Outbox(task=TRAIN_DETECTOR, payload={"run_id": run.id}, created_at=now))
+    return run
+
+
+def claim_run(*, session: Session, run_id: int, now: datetime | None = None) -> bool:
+    """queued -> running for the worker that got the message; False if it is not queued.
+
+    A message delivered twice (the broker redelivers after a worker died, or after the
+    visibility timeout) finds the run running or finished and leaves it alone.
+    """
+    now = now or utcnow()
+    values = {"status": "running", "phase": "loading", "started_at": now, "heartbeat_at": now}
+    return _guarded(session, run_id, ("queued",), values)
+
+
+def report_progress(
+    *,
+    session: Session,
+    run_id: int,
+    step: int,
+    total_steps: int,
+    loss: float,
+    eta_s: float,
+    epoch: float,
+    now: datetime | None = None,
+) -> bool:
+    """Record live progress; False when the run is no longer running (stop training)."""
+    values = {"step": step, "total_steps": total_steps, "loss": loss, "eta_s": eta_s,
+              "epoch": epoch, "phase": "training", "heartbeat_at": now or utcnow()}  # fmt: skip
+    return _guarded(session, run_id, ("running",), values)
+
+
+def set_phase(*, session: Session, run_id: int, phase: str, now: datetime | None = None) -> bool:
+    return _guarded(
+        session, run_id, ("running",), {"phase": phase, "heartbeat_at": now or utcnow()}
+    )
+
+
+def heartbeat(*, session: Session, run_id: int, now: datetime | None = None) -> bool:
+    return _guarded(session, run_id, ("running",), {"heartbeat_at": now or utcnow()})
+
+
+def refuse_run(
+    *, session: Session, run_id: int, reasons: list[str], now: datetime | None = None
+) -> bool:
+    values = {"status": "refused", "phase": "refused", "refusal_reasons": reasons,
+              "finished_at": now or utcnow()}  # fmt: skip
+    return _guarded(session, run_id, ACTIVE_STATUSES, values)
+
+
+def fail_run(*, session: Session, run_id: int, error: str, now: datetime | None = None) -> bool:
+    """Mark an active run failed with its error; False if it had finished already."""
+    values = {"status": "failed", "phase": "failed", "error": error[:4000],
+              "finished_at": now or utcnow()}  # fmt: skip
+    return _guarded(session, run_id, ACTIVE_STATUSES, values)
+
+
+def lock_running(*, session: Session, run_id: int) -> TrainingRun | None:
+    """The run, row-locked, if it is still running: the last step of a run holds this while
+    it registers its model, so the watchdog cannot fail it halfway."""
+    return session.scalar(
+        select(TrainingRun)
+        .where(TrainingRun.id == run_id, TrainingRun.status == "running")
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def fail_stale_runs(
+    *, session: Session, settings: Settings, now: datetime | None = None
+) -> list[int]:
+    """The watchdog: fail running runs without a recent heartbeat, and queued runs nobody took.
+
+    Failing a run frees the training slot, so the next start can proceed.
+    """
+    now = now or utcnow()
+    silent, unclaimed = settings.retrain_heartbeat_timeout_s, settings.retrain_queued_timeout_s
+    failed: list[int] = []
+    for status, column, seconds, message in (
+        ("running", TrainingRun.heartbeat_at, silent, STALE_ERROR),
+        ("queued", TrainingRun.created_at, unclaimed, UNCLAIMED_ERROR),
+    ):
+        failed += session.scalars(
+            update(TrainingRun)
+            .where(TrainingRun.status == status, column < now - timedelta(seconds=seconds))
+            .values(
+                status="failed",
+                phase="failed",
+                finished_at=now,
+                error=message.format(seconds=seconds),
+            )
+            .returning(TrainingRun.id)
+        ).all()
+    return failed
+
+
+def _guarded(
+    session: Session, run_id: int, statuses: tuple[str, ...], values: dict[str, Any]
+) -> bool:
+    result = session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.id == run_id, TrainingRun.status.in_(statuses))
+        .values(**values)
+        .returning(TrainingRun.id)
+    )
+    return result.first() is not None

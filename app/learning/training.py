@@ -1,0 +1,270 @@
+"""One training run, start to end, as the worker executes it.
+
+claim the run -> load its snapshot -> refuse if unfit for the detector -> fetch photos ->
+fine-tune the champion detector (augmented, rare classes more) with live progress ->
+evaluate candidate and champion on the frozen test set -> gate -> publish -> register an
+immutable model version with its metrics, gate, run and snapshot.
+
+Any exception marks the run failed with its error. Nothing here moves an alias, so a run
+can never change what serves: a candidate is only a registered version, pass or fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings, get_settings
+from app.db import session_scope, utcnow
+from app.learning import dataset, runs
+from app.learning.progress import Heartbeat, ProgressReporter, RunAbandoned
+from app.learning.publish import models_base_uri, publish_model
+from app.learning.rules import dataset_rules, gate_rules
+from app.learning.snapshot import load_manifest
+from app.learning.tables import DatasetSnapshot, TrainingRun
+from app.policy.promotion import gate
+from app.registry.experiments import (
+    NothingToDo,
+    register_configured_champions,
+    stage_challenger,
+)
+from app.registry.service import get_alias, register_model_version, running_experiment
+from app.storage import ObjectStore, get_store
+from models.loading import model_version, resolve_model_dir
+from models.training.augment import oversample
+from models.training.evaluate import evaluate_detector
+from models.training.synthetic import Sample
+from models.training.train import train_detector
+
+log = logging.getLogger(__name__)
+KIND = "detector"
+
+
+class NothingToFineTune(RuntimeError):
+    """No champion detector in the registry and no LOUPE_DETECTOR_URI."""
+
+
+def run_training(
+    run_id: int, *, settings: Settings | None = None, store: ObjectStore | None = None
+) -> str:
+    """Execute a queued run; returns its outcome (or why nothing was done)."""
+    settings = settings or get_settings()
+    store = store or get_store()
+    with session_scope() as session:
+        if not runs.claim_run(session=session, run_id=run_id):
+            return "not queued"
+    try:
+        with Heartbeat(lambda: _beat(run_id), settings.retrain_heartbeat_every_s):
+            return _execute(run_id, settings, store)
+    except RunAbandoned as exc:
+        log.warning("run %s: %s", run_id, exc)
+        return "abandoned"
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        with session_scope() as session:
+            runs.fail_run(session=session, run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
+    with session_scope() as session:
+        run = session.get(TrainingRun, run_id)
+        snapshot = (
+            session.get(DatasetSnapshot, run.snapshot_id) if run and run.snapshot_id else None
+        )
+        if snapshot is None:
+            raise LookupError(f"run {run_id} has no dataset snapshot to train on")
+        manifest = load_manifest(store=store, snapshot=snapshot)
+        try:
+            init_uri = _init_uri(session, settings)
+        except NothingToFineTune as exc:
+            runs.refuse_run(session=session, run_id=run_id, reasons=[str(exc)])
+            return "refused"
+    init_dir = resolve_model_dir(init_uri, settings.model_cache)
+    problems = dataset.training_problems(
+        snapshot.split_counts["train"],
+        snapshot.class_counts["train"],
+        dataset.detector_classes(init_dir),
+        dataset_rules(settings),
+    )
+    if problems:
+        with session_scope() as session:
+            runs.refuse_run(session=session, run_id=run_id, reasons=problems)
+        return "refused"
+    splits = dataset.load_samples(manifest, store, settings.retrain_max_image_side)
+    work_root = settings.var_dir / "training"
+    work_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"run-{run_id}-", dir=work_root) as work:
+        out_dir = Path(work) / f"{KIND}-run{run_id}-{utcnow():%Y%m%d%H%M}"
+        training = _train(run_id, init_dir, out_dir, splits["train"], settings)
+        _phase(run_id, "evaluating")
+        metrics, gate_result = _evaluate(init_uri, init_dir, out_dir, splits, settings)
+        _phase(run_id, "publishing")
+        uri, content_hash = publish_model(out_dir, models_base_uri(settings), KIND)
+        _register(run_id, snapshot.id, model_version(out_dir), uri, content_hash, metrics,
+                  gate_result, training, settings)  # fmt: skip
+    return "succeeded"
+
+
+def _init_uri(session: Any, settings: Settings) -> str:
+    """The weights to fine-tune: the champion detector's, else the configured detector."""
+    champion = get_alias(session=session, alias="champion", kind=KIND)
+    if champion is not None:
+        return champion.uri
+    if settings.detector_uri:
+        return settings.detector_uri
+    raise NothingToFineTune(
+        "no detector to fine-tune: the registry has no champion detector and "
+        "LOUPE_DETECTOR_URI is empty"
+    )
+
+
+def _train(
+    run_id: int, init_dir: str, out_dir: Path, samples: list[Sample], settings: Settings
+) -> dict[str, Any]:
+    augment = dataset.augment_config(Counter(a.label for s in samples for a in s.annotations))
+    _phase(run_id, "training")
+    reporter = ProgressReporter(
+        write=lambda **progress: _progress(run_id, **progress),
+        every_s=settings.retrain_progress_every_s,
+        pool_size=len(oversample(samples, augment.min_share)),
+        batch_size=settings.retrain_batch_size,
+    )
+    result = train_detector(
+        init_dir=init_dir,
+        out_dir=out_dir,
+        samples=samples,
+        steps=settings.retrain_steps,
+        batch_size=settings.retrain_batch_size,
+        lr=settings.retrain_lr,
+        warmup=settings.retrain_warmup_steps,
+        seed=settings.retrain_seed,
+        augment=augment,
+        on_progress=reporter,
+        device=settings.retrain_device,
+    )
+    return {
+        "steps": len(result.losses),
+        "first_loss": result.losses[0],
+        "final_loss": result.losses[-1],
+        "loss_terms": result.loss_terms,
+        "pool": result.samples,
+        "train_samples": len(samples),
+        "epochs": result.epochs,
+        "seconds": round(result.seconds, 1),
+    }
+
+
+def _evaluate(
+    init_uri: str,
+    init_dir: str,
+    candidate_dir: Path,
+    splits: dict[str, list[Sample]],
+    settings: Settings,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The candidate's metrics and its gate result.
+
+    The regression check compares with the model it was fine-tuned from, measured now on
+    the same items: a champion's figures from an older, smaller test set would not be a
+    fair comparison.
+    """
+    split, samples = dataset.evaluation_split(splits)
+    if split is None:
+        note = "no test or validation samples to evaluate on"
+        metrics: dict[str, Any] = {"evaluated_on": None, "note": note}
+        baseline: dict[str, Any] = {}
+    else:
+        metrics = _measure(candidate_dir, samples, settings)
+        baseline = _measure(init_dir, samples, settings)
+        metrics["evaluated_on"] = split
+        if split == "val":
+            metrics["note"] = (
+                "the frozen test set is empty: measured on the validation split, which "
+                "is never trained on but was not frozen (loupe retrain freeze-test)"
+            )
+    metrics["baseline"] = {"uri": init_uri, "version": model_version(init_dir), **baseline}
+    result = gate(metrics, baseline or None, gate_rules(settings))
+    return metrics, {"passed": result.passed, "reasons": result.reasons}
+
+
+def _measure(model_dir: str | Path, samples: list[Sample], settings: Settings) -> dict[str, Any]:
+    measured = evaluate_detector(
+        model_dir,
+        samples,
+        score_threshold=settings.detector_threshold,
+        device=settings.retrain_device,
+    )
+    values = measured.to_dict()
+    values["per_class"] = {
+        name: dataclasses.asdict(m) for name, m in sorted(measured.per_class.items())
+    }
+    values["iou_thresholds"] = list(measured.iou_thresholds)
+    return values
+
+
+def _register(
+    run_id: int,
+    snapshot_id: int,
+    version: str,
+    uri: str,
+    content_hash: str,
+    metrics: dict[str, Any],
+    gate_result: dict[str, Any],
+    training: dict[str, Any],
+    settings: Settings,
+) -> None:
+    """Register the version and finish the run in one transaction, if the run is still ours;
+    a version that passed its gate becomes the challenger in the same transaction."""
+    with session_scope() as session:
+        run = runs.lock_running(session=session, run_id=run_id)
+        if run is None:
+            raise RunAbandoned(f"run {run_id} stopped being ours before it could register")
+        row = register_model_version(
+            session=session, kind=KIND, version=version, uri=uri, content_hash=content_hash,
+            metrics=metrics, training_run_id=run_id, snapshot_id=snapshot_id,
+            gate=gate_result, prompt_version=None,
+        )  # fmt: skip
+        now = utcnow()
+        run.status, run.phase, run.finished_at, run.heartbeat_at = "succeeded", "done", now, now
+        run.metrics = {**metrics, "training": training}
+        run.gate, run.model_version_id = gate_result, row.id
+        if gate_result.get("passed") and settings.retrain_auto_stage:
+            _stage(session, row, settings)
+
+
+def _stage(session: Any, candidate: Any, settings: Settings) -> None:
+    """A candidate that passed its gate serves a share of items as challenger, unless an
+    experiment runs already (it stays registered; `loupe models stage` can stage it)."""
+    if running_experiment(session=session) is not None:
+        log.info("%s passed its gate; an experiment runs, so it is not staged", candidate.version)
+        return
+    register_configured_champions(
+        session=session, detector_uri=settings.detector_uri,
+        classifier_uri=settings.classifier_uri, cache_dir=settings.model_cache_dir,
+    )  # fmt: skip
+    try:
+        stage_challenger(
+            session=session, candidate=candidate, share=settings.experiment_share, actor_id=None
+        )
+    except NothingToDo as exc:
+        log.warning("%s passed its gate but was not staged: %s", candidate.version, exc)
+
+
+def _progress(run_id: int, **values: Any) -> bool:
+    with session_scope() as session:
+        return runs.report_progress(session=session, run_id=run_id, **values)
+
+
+def _phase(run_id: int, phase: str) -> None:
+    with session_scope() as session:
+        if not runs.set_phase(session=session, run_id=run_id, phase=phase):
+            raise RunAbandoned(f"run {run_id} is no longer running")
+
+
+def _beat(run_id: int) -> None:
+    with session_scope() as session:
+        runs.heartbeat(session=session, run_id=run_id)

@@ -1,0 +1,150 @@
+"""The retraining trigger: measure from the database, decide (app.policy.retrain), record.
+
+Beat calls `check` hourly by default. Every check is recorded with the numbers it saw,
+whether it fired and why, and the run it started; a check that fired but started nothing
+says why (a run in progress, or the cooldown after the last run).
+
+The numbers:
+- new verified samples: photos of verified items decided after the newest decision in the
+  snapshot of the last run that succeeded (all of them before the first success);
+- disagreement: among decisions in effect made within the window that have a model
+  verdict, the share where the human's verdict differs;
+- per-class precision and support: over the model regions judged within the window, for
+  each type the model named, the share the human kept as that type (support: how many
+  regions the model named so), as app.policy.metrics.per_class_counts defines them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import utcnow
+from app.inspections.tables import Region
+from app.learning import runs
+from app.learning.rules import trigger_rules, trigger_window
+from app.learning.tables import DatasetSnapshot, TrainingRun, TriggerCheck
+from app.learning.verified import count_new_samples
+from app.policy.metrics import NOT_A_DEFECT
+from app.policy.retrain import TriggerInput, should_retrain
+from app.review.tables import Decision, DecisionRegion, ReviewTask
+from app.storage import ObjectStore
+
+# The type a region gets when classification failed (models.contracts): a missing
+# answer, not a claim about a class, so it has no precision to speak of.
+UNJUDGED = "unknown"
+
+
+def measure(*, session: Session, window: timedelta, now: datetime) -> TriggerInput:
+    """The trigger's inputs, aggregated in SQL."""
+    since = now - window
+    reviewed, disagreements = _disagreement(session, since)
+    precision, support = _class_precision(session, since)
+    return TriggerInput(
+        new_verified_samples=count_new_samples(
+            session=session, after_decision_id=_last_trained_decision(session)
+        ),
+        reviewed=reviewed,
+        disagreements=disagreements,
+        class_precision=precision,
+        class_support=support,
+    )
+
+
+def check(
+    *, session: Session, settings: Settings, store: ObjectStore, now: datetime | None = None
+) -> TriggerCheck:
+    """Measure, decide, record, and start a run if the trigger fired (not committed)."""
+    now = now or utcnow()
+    window = trigger_window(settings)
+    data = measure(session=session, window=window, now=now)
+    decision = should_retrain(data, trigger_rules(settings))
+    row = TriggerCheck(
+        checked_at=now,
+        new_verified_samples=data.new_verified_samples,
+        reviewed=data.reviewed,
+        disagreements=data.disagreements,
+        window_days=settings.retrain_window_days,
+        class_precision=data.class_precision,
+        class_support=data.class_support,
+        fired=decision.retrain,
+        reasons=decision.reasons,
+        note="",
+    )
+    if decision.retrain:
+        row.note, row.training_run_id = _start_if_free(session, settings, store, now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def recent_checks(*, session: Session, limit: int = 20) -> list[TriggerCheck]:
+    return list(session.scalars(select(TriggerCheck).order_by(TriggerCheck.id.desc()).limit(limit)))
+
+
+def _start_if_free(
+    session: Session, settings: Settings, store: ObjectStore, now: datetime
+) -> tuple[str, int | None]:
+    last = runs.latest_run(session=session)
+    cooldown = timedelta(seconds=settings.retrain_cooldown_s)
+    if last is not None and not last.is_active and last.created_at > now - cooldown:
+        until = last.created_at + cooldown
+        return f"cooling down after run {last.id} until {until:%Y-%m-%d %H:%M} UTC", None
+    try:
+        run = runs.start_run(
+            session=session, store=store, settings=settings, trigger="beat", now=now
+        )
+    except runs.RunInProgress as exc:
+        return str(exc), None
+    if run.status == "refused":
+        return f"run {run.id} refused: {'; '.join(run.refusal_reasons)}", run.id
+    return f"started run {run.id}", run.id
+
+
+def _last_trained_decision(session: Session) -> int | None:
+    """The newest decision in the snapshot of the last run that succeeded, if any."""
+    return session.scalar(
+        select(DatasetSnapshot.max_decision_id)
+        .join(TrainingRun, TrainingRun.snapshot_id == DatasetSnapshot.id)
+        .where(TrainingRun.status == "succeeded")
+        .order_by(TrainingRun.id.desc())
+        .limit(1)
+    )
+
+
+def _disagreement(session: Session, since: datetime) -> tuple[int, int]:
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(Decision.verdict != Decision.model_verdict),
+        )
+        .select_from(Decision)
+        .join(ReviewTask, ReviewTask.decision_id == Decision.id)
+        .where(Decision.created_at >= since, Decision.model_verdict.is_not(None))
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _class_precision(session: Session, since: datetime) -> tuple[dict[str, float], dict[str, int]]:
+    """Precision per type the model named: kept as that type / all the model named so."""
+    model_type = Region.defect_type
+    rows = session.execute(
+        select(
+            model_type,
+            func.count(),
+            func.count().filter(DecisionRegion.defect_type == model_type),
+        )
+        .select_from(DecisionRegion)
+        .join(Region, Region.id == DecisionRegion.region_id)
+        .join(Decision, Decision.id == DecisionRegion.decision_id)
+        .join(ReviewTask, ReviewTask.decision_id == Decision.id)
+        .where(Decision.created_at >= since, model_type.not_in((NOT_A_DEFECT, UNJUDGED)))
+        .group_by(model_type)
+        .order_by(model_type)
+    ).all()
+    precision = {name: kept / named for name, named, kept in rows}
+    support = {name: int(named) for name, named, _ in rows}
+    return precision, support

@@ -1,0 +1,66 @@
+"""Which models Serve should run, read from the registry: the adapter between the two.
+
+The Serve process asks `serving_plan` every few seconds (models.serve.runner follows it)
+and deploys a change as user_config, so promoting, rolling back or starting an experiment
+reaches the replicas without a redeploy. While the registry has no champion and no
+experiment runs, Serve keeps the models it was started with (LOUPE_DETECTOR_URI ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.db import session_scope
+from app.registry.service import get_alias, running_experiment
+from app.registry.tables import ModelVersion
+
+log = logging.getLogger(__name__)
+
+
+def serving_plan(session: Session) -> dict[str, Any] | None:
+    """deploy()'s model arguments from the aliases and the running experiment, or None."""
+    champion = {kind: get_alias(session=session, alias="champion", kind=kind)
+                for kind in ("detector", "classifier")}  # fmt: skip
+    experiment = running_experiment(session=session)
+    if champion["classifier"] is None and champion["detector"] is None and experiment is None:
+        return None
+    plan: dict[str, Any] = {}
+    if champion["detector"] is not None:
+        plan["detector_dir"] = champion["detector"].uri
+    if champion["classifier"] is not None:
+        plan["classifier_dir"] = champion["classifier"].uri
+    plan.update(challenger_detector_dir=None, challenger_classifier_dir=None,
+                challenger_share=0.0, experiment="")  # fmt: skip
+    if experiment is not None:
+        plan.update(
+            challenger_detector_dir=_uri(session, experiment.challenger_detector_id),
+            challenger_classifier_dir=_uri(session, experiment.challenger_classifier_id),
+            challenger_share=experiment.challenger_share,
+            experiment=experiment.name,
+        )
+    return plan
+
+
+def _uri(session: Session, version_id: int | None) -> str | None:
+    row = session.get(ModelVersion, version_id) if version_id is not None else None
+    return row.uri if row is not None else None
+
+
+def follow_registry() -> dict[str, Any] | None:
+    with session_scope() as session:
+        return serving_plan(session)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m app.registry.serving ...`: models.serve's command, following the registry."""
+    from models.serve.__main__ import main as serve_main
+
+    serve_main(argv if argv is not None else sys.argv[1:], follow=follow_registry)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Staging a challenger, the A/B analysis, promotion and rollback, and Serve following it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from app.auth.tables import AuditEvent
+from app.db import utcnow
+from app.inspections.tables import Inspection
+from app.policy.ab import AbRules
+from app.registry import experiments, service
+from app.registry.serving import serving_plan
+from app.registry.tables import Experiment
+from app.review import decisions
+from tests.fixtures.serve import ServeApp, main_app_settings
+from tests.integration.review_support import make_review_item, make_user
+
+pytestmark = pytest.mark.integration
+
+PASSED = {"passed": True, "reasons": ["pass: map50 0.9000 (minimum 0.85)"]}
+FAILED = {"passed": False, "reasons": ["FAIL: map50 0.1000 (minimum 0.85)"]}
+
+
+def version(session, kind, name, uri=None, gate=PASSED):
+    return service.register_model_version(
+        session=session, kind=kind, version=name, uri=uri or f"/models/{name}",
+        content_hash=name.ljust(64, "0")[:64], metrics={"map50": 0.9}, gate=gate,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def registry(db_session):
+    """A champion detector and classifier, and a candidate detector that passed its gate."""
+    champion_det = version(db_session, "detector", "det-1")
+    champion_cls = version(db_session, "classifier", "cls-1")
+    for v in (champion_det, champion_cls):
+        experiments.move_alias(session=db_session, alias="champion", version=v, actor_id=None,
+                               why="first models")  # fmt: skip
+    candidate = version(db_session, "detector", "det-2")
+    return champion_det, champion_cls, candidate
+
+
+def test_a_candidate_is_staged_as_challenger_and_serving_follows(db_session, registry):
+    champion_det, champion_cls, candidate = registry
+    assert serving_plan(db_session) == {
+        "detector_dir": "/models/det-1", "classifier_dir": "/models/cls-1",
+        "challenger_detector_dir": None, "challenger_classifier_dir": None,
+        "challenger_share": 0.0, "experiment": "",
+    }  # fmt: skip
+    experiment = experiments.stage_challenger(
+        session=db_session, candidate=candidate, share=0.1, actor_id=None
+    )
+    plan = serving_plan(db_session)
+    # The challenger arm changes only the detector; the classifier is the champion's.
+    assert plan["challenger_detector_dir"] == "/models/det-2"
+    assert plan["challenger_classifier_dir"] == "/models/cls-1"
+    assert (plan["challenger_share"], plan["experiment"]) == (0.1, experiment.name)
+    assert service.get_alias(session=db_session, alias="challenger", kind="detector") == candidate
+
+
+def test_a_version_that_failed_its_gate_is_never_staged(db_session, registry):
+    bad = version(db_session, "detector", "det-bad", gate=FAILED)
+    with pytest.raises(service.GateFailed, match="failed its evaluation gate"):
+        experiments.stage_challenger(session=db_session, candidate=bad, share=0.1, actor_id=None)
+
+
+def _decided(session, user, arm, agree, when):
+    """An item of `arm` decided by a human, agreeing with the models or not."""
+    task = make_review_item(session, created_at=when)
+    session.execute(update(Inspection).where(Inspection.id == task.inspection_id).values(arm=arm))
+    decisions.decide(session=session, task_id=task.id, user_id=user.id,
+                     verdict="confirm" if agree else "pass", now=when)  # fmt: skip
+
+
+def test_the_analysis_promotes_a_better_challenger_and_rollback_puts_the_champion_back(
+    db_session, registry
+):
+    champion_det, _, candidate = registry
+    start = utcnow() - timedelta(days=2)
+    experiment = experiments.stage_challenger(
+        session=db_session, candidate=candidate, share=0.5, actor_id=None, now=start
+    )
+    kim = make_user(db_session)
+    for i in range(30):  # the champion agrees 15/30, the challenger 29/30
+        _decided(db_session, kim, "champion", i % 2 == 0, start + timedelta(minutes=i + 1))
+        _decided(db_session, kim, "challenger", i != 0, start + timedelta(minutes=i + 1))
+    rules = AbRules(min_samples_per_arm=30, duration_days=7)
+
+    waiting = experiments.analyse(session=db_session, rules=rules, auto_promote=False)
+    assert waiting.decision == "awaiting_confirmation"
+    assert experiment.status == "running"
+    assert experiment.analysis["challenger"] == {"agreed": 29, "total": 30}
+
+    outcome = experiments.analyse(session=db_session, rules=rules, auto_promote=True)
+    assert outcome.decision == "promote"
+    assert (experiment.status, experiment.result) == ("stopped", "promoted")
+    assert service.get_alias(session=db_session, alias="champion", kind="detector") == candidate
+    assert service.get_alias(session=db_session, alias="challenger", kind="detector") is None
+    assert serving_plan(db_session)["detector_dir"] == "/models/det-2"
+
+    message = experiments.rollback(session=db_session, actor_id=kim.id, why="scratches missed")
+    assert "det-1" in message
+    assert service.get_alias(session=db_session, alias="champion", kind="detector") == champion_det
+    moves = db_session.scalars(
+        select(AuditEvent).where(AuditEvent.subject == "champion:detector").order_by(AuditEvent.id)
+    ).all()
+    assert [m.details["to_version_id"] for m in moves] == [
+        champion_det.id, candidate.id, champion_det.id,
+    ]  # fmt: skip
+    assert moves[-1].actor_id == kim.id
+
+
+def test_a_challenger_not_shown_better_is_rolled_back(db_session, registry):
+    _, _, candidate = registry
+    start = utcnow() - timedelta(days=8)  # past the experiment's duration
+    experiments.stage_challenger(session=db_session, candidate=candidate, share=0.1,
+                                 actor_id=None, now=start)  # fmt: skip
+    kim = make_user(db_session)
+    for i in range(5):
+        _decided(db_session, kim, "champion", True, start + timedelta(hours=i))
+        _decided(db_session, kim, "challenger", True, start + timedelta(hours=i))
+    outcome = experiments.analyse(session=db_session, rules=AbRules(), auto_promote=True)
+    assert outcome.decision == "rollback"
+    experiment = db_session.scalar(select(Experiment))
+    assert experiment.result == "rolled_back"
+    assert service.get_alias(session=db_session, alias="champion", kind="detector").version == (
+        "det-1"
+    )
+    assert serving_plan(db_session)["challenger_detector_dir"] is None
+
+
+def test_nothing_to_roll_back_or_promote_is_a_clear_refusal(db_session):
+    with pytest.raises(experiments.NothingToDo, match="no earlier champion"):
+        experiments.rollback(session=db_session, actor_id=None)
+    with pytest.raises(experiments.NothingToDo, match="no experiment is running"):
+        experiments.promote(session=db_session, actor_id=None)
+
+
+def test_serve_follows_the_registry_without_a_restart(db_session, serve_app: ServeApp):
+    """What the Serve process does every few seconds, done once: the registry's champion
+    classifier (the tiny challenger checkpoint) reaches the live app as user_config."""
+    from models.serve import runner
+
+    models = serve_app.models
+    options = main_app_settings(models)
+    configured = {key: options.get(key) for key in runner.FOLLOWED}
+    new_classifier = version(db_session, "classifier", "cls-new",
+                             uri=str(models.challenger_classifier_dir))  # fmt: skip
+    experiments.move_alias(session=db_session, alias="champion", version=new_classifier,
+                           actor_id=None, why="test")  # fmt: skip
+    try:
+        applied = runner._follow_once(
+            lambda: serving_plan(db_session), options, configured, dict(configured)
+        )
+        assert applied["classifier_dir"] == str(models.challenger_classifier_dir)
+        assert applied["challenger_classifier_dir"] is None  # the registry runs no experiment
+        health = httpx.get(serve_app.url, timeout=30).json()
+        assert health["classifier_version"].startswith("challenger-classifier-")
+        again = runner._follow_once(lambda: serving_plan(db_session), options, configured, applied)
+        assert again is applied  # nothing changed: nothing deployed
+    finally:
+        serve_app.deploy()  # the session's app as it was
