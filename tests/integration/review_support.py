@@ -120,3 +120,30 @@ def _region(
         confidence=confidence,
         reason=reason,
     )
+
+
+def decide_in_arm(session: Session, user: User, arm: str, agree: bool, when: datetime) -> None:
+    """An item served by experiment arm `arm`, decided by `user` at `when`: agreeing with the
+    models' proposal (confirm) or overruling it (pass over the model's reject)."""
+    from sqlalchemy import update
+
+    from app.review import decisions
+
+    task = make_review_item(session, created_at=when)
+    session.execute(update(Inspection).where(Inspection.id == task.inspection_id).values(arm=arm))
+    decisions.decide(session=session, task_id=task.id, user_id=user.id,
+                     verdict="confirm" if agree else "pass", now=when)  # fmt: skip
+
+
+GATE_PASSED = {"passed": True, "reasons": ["pass: map50 0.9000 (minimum 0.85)"]}
+
+
+def register_version(session: Session, kind: str, name: str, uri: str | None = None,
+                     gate: dict | None = GATE_PASSED):  # type: ignore[no-untyped-def]  # fmt: skip
+    """A model version in the registry at /models/<name> (or `uri`), its gate passed."""
+    from app.registry import service
+
+    return service.register_model_version(
+        session=session, kind=kind, version=name, uri=uri or f"/models/{name}",
+        content_hash=name.ljust(64, "0")[:64], metrics={"map50": 0.9}, gate=gate,
+    )  # fmt: skip

@@ -186,19 +186,6 @@ def tiny_classifier(tmp_path_factory):
     return build_tiny_classifier(tmp_path_factory.mktemp("learning") / "classifier")
 
 
-def _arm_decision(session, user, arm: str, agree: bool, when):  # type: ignore[no-untyped-def]
-    from sqlalchemy import update
-
-    from app.inspections.tables import Inspection
-    from app.review import decisions
-    from tests.integration.review_support import make_review_item
-
-    task = make_review_item(session, created_at=when)
-    session.execute(update(Inspection).where(Inspection.id == task.inspection_id).values(arm=arm))
-    decisions.decide(session=session, task_id=task.id, user_id=user.id,
-                     verdict="confirm" if agree else "pass", now=when)  # fmt: skip
-
-
 def test_the_whole_chain_from_trigger_to_promotion_and_back(committed_db, site, tiny_classifier):
     """trigger -> snapshot -> augment -> train -> evaluate -> gate -> register -> experiment
     -> analysis -> promote, then rollback; Serve's plan follows every step."""
@@ -209,6 +196,7 @@ def test_the_whole_chain_from_trigger_to_promotion_and_back(committed_db, site, 
     from app.policy.ab import AbRules
     from app.registry import experiments
     from app.registry.serving import serving_plan
+    from tests.integration.review_support import decide_in_arm
 
     settings, store = site
     settings = settings.model_copy(
@@ -238,8 +226,8 @@ def test_the_whole_chain_from_trigger_to_promotion_and_back(committed_db, site, 
     kim, start = make_user(committed_db), experiment.started_at
     for i in range(20):
         when = start + timedelta(minutes=i + 1)
-        _arm_decision(committed_db, kim, "champion", i % 2 == 0, when)
-        _arm_decision(committed_db, kim, "challenger", True, when)
+        decide_in_arm(committed_db, kim, "champion", i % 2 == 0, when)
+        decide_in_arm(committed_db, kim, "challenger", True, when)
     outcome = experiments.analyse(
         session=committed_db, rules=AbRules(min_samples_per_arm=20), auto_promote=True,
         now=utcnow(),

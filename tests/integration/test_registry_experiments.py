@@ -6,41 +6,35 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.auth.tables import AuditEvent
 from app.db import utcnow
-from app.inspections.tables import Inspection
 from app.policy.ab import AbRules
 from app.registry import experiments, service
 from app.registry.serving import serving_plan
 from app.registry.tables import Experiment
-from app.review import decisions
 from tests.fixtures.serve import ServeApp, main_app_settings
-from tests.integration.review_support import make_review_item, make_user
+from tests.integration.review_support import (
+    decide_in_arm,
+    make_user,
+    register_version,
+)
 
 pytestmark = pytest.mark.integration
 
-PASSED = {"passed": True, "reasons": ["pass: map50 0.9000 (minimum 0.85)"]}
 FAILED = {"passed": False, "reasons": ["FAIL: map50 0.1000 (minimum 0.85)"]}
-
-
-def version(session, kind, name, uri=None, gate=PASSED):
-    return service.register_model_version(
-        session=session, kind=kind, version=name, uri=uri or f"/models/{name}",
-        content_hash=name.ljust(64, "0")[:64], metrics={"map50": 0.9}, gate=gate,
-    )  # fmt: skip
 
 
 @pytest.fixture
 def registry(db_session):
     """A champion detector and classifier, and a candidate detector that passed its gate."""
-    champion_det = version(db_session, "detector", "det-1")
-    champion_cls = version(db_session, "classifier", "cls-1")
+    champion_det = register_version(db_session, "detector", "det-1")
+    champion_cls = register_version(db_session, "classifier", "cls-1")
     for v in (champion_det, champion_cls):
         experiments.move_alias(session=db_session, alias="champion", version=v, actor_id=None,
                                why="first models")  # fmt: skip
-    candidate = version(db_session, "detector", "det-2")
+    candidate = register_version(db_session, "detector", "det-2")
     return champion_det, champion_cls, candidate
 
 
@@ -63,17 +57,9 @@ def test_a_candidate_is_staged_as_challenger_and_serving_follows(db_session, reg
 
 
 def test_a_version_that_failed_its_gate_is_never_staged(db_session, registry):
-    bad = version(db_session, "detector", "det-bad", gate=FAILED)
+    bad = register_version(db_session, "detector", "det-bad", gate=FAILED)
     with pytest.raises(service.GateFailed, match="failed its evaluation gate"):
         experiments.stage_challenger(session=db_session, candidate=bad, share=0.1, actor_id=None)
-
-
-def _decided(session, user, arm, agree, when):
-    """An item of `arm` decided by a human, agreeing with the models or not."""
-    task = make_review_item(session, created_at=when)
-    session.execute(update(Inspection).where(Inspection.id == task.inspection_id).values(arm=arm))
-    decisions.decide(session=session, task_id=task.id, user_id=user.id,
-                     verdict="confirm" if agree else "pass", now=when)  # fmt: skip
 
 
 def test_the_analysis_promotes_a_better_challenger_and_rollback_puts_the_champion_back(
@@ -86,8 +72,8 @@ def test_the_analysis_promotes_a_better_challenger_and_rollback_puts_the_champio
     )
     kim = make_user(db_session)
     for i in range(30):  # the champion agrees 15/30, the challenger 29/30
-        _decided(db_session, kim, "champion", i % 2 == 0, start + timedelta(minutes=i + 1))
-        _decided(db_session, kim, "challenger", i != 0, start + timedelta(minutes=i + 1))
+        decide_in_arm(db_session, kim, "champion", i % 2 == 0, start + timedelta(minutes=i + 1))
+        decide_in_arm(db_session, kim, "challenger", i != 0, start + timedelta(minutes=i + 1))
     rules = AbRules(min_samples_per_arm=30, duration_days=7)
 
     waiting = experiments.analyse(session=db_session, rules=rules, auto_promote=False)
@@ -121,8 +107,8 @@ def test_a_challenger_not_shown_better_is_rolled_back(db_session, registry):
                                  actor_id=None, now=start)  # fmt: skip
     kim = make_user(db_session)
     for i in range(5):
-        _decided(db_session, kim, "champion", True, start + timedelta(hours=i))
-        _decided(db_session, kim, "challenger", True, start + timedelta(hours=i))
+        decide_in_arm(db_session, kim, "champion", True, start + timedelta(hours=i))
+        decide_in_arm(db_session, kim, "challenger", True, start + timedelta(hours=i))
     outcome = experiments.analyse(session=db_session, rules=AbRules(), auto_promote=True)
     assert outcome.decision == "rollback"
     experiment = db_session.scalar(select(Experiment))
@@ -148,7 +134,7 @@ def test_serve_follows_the_registry_without_a_restart(db_session, serve_app: Ser
     models = serve_app.models
     options = main_app_settings(models)
     configured = {key: options.get(key) for key in runner.FOLLOWED}
-    new_classifier = version(db_session, "classifier", "cls-new",
+    new_classifier = register_version(db_session, "classifier", "cls-new",
                              uri=str(models.challenger_classifier_dir))  # fmt: skip
     experiments.move_alias(session=db_session, alias="champion", version=new_classifier,
                            actor_id=None, why="test")  # fmt: skip

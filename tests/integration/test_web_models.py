@@ -6,20 +6,12 @@ import pytest
 
 from app.registry import experiments, service
 from tests.integration import web_support
+from tests.integration.review_support import register_version
 from tests.integration.web_support import add_user, log_in, session_csrf
 
 pytestmark = pytest.mark.integration
 
 make_app = web_support.make_app  # fixture
-
-PASSED = {"passed": True, "reasons": ["pass: map50 0.9000 (minimum 0.85)"]}
-
-
-def _version(session, kind, name, gate=PASSED):
-    return service.register_model_version(
-        session=session, kind=kind, version=name, uri=f"/models/{name}",
-        content_hash=name.ljust(64, "0")[:64], metrics={"map50": 0.9}, gate=gate,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -35,11 +27,11 @@ def test_the_page_shows_an_experiment_and_promote_moves_the_champion(ml, db_sess
         experiments.move_alias(
             session=db_session,
             alias="champion",
-            version=_version(db_session, kind, name),
+            version=register_version(db_session, kind, name),
             actor_id=None,
             why="t",
         )
-    candidate = _version(db_session, "detector", "det-<b>2</b>")
+    candidate = register_version(db_session, "detector", "det-<b>2</b>")
     experiments.stage_challenger(session=db_session, candidate=candidate, share=0.1,
                                  actor_id=None)  # fmt: skip
     page = ml.get("/ml/models").text
