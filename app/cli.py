@@ -17,7 +17,7 @@ import click
 
 from app.auth.cli import tokens, users
 from app.cli_options import var_dir_option
-from app.learning.cli import retrain
+from app.learning.cli import prompts, retrain
 from app.registry.cli import models
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -228,4 +228,5 @@ def infer(images: tuple[Path, ...], as_json: bool, reasons: bool, language: str 
 main.add_command(users)
 main.add_command(tokens)
 main.add_command(retrain)
+main.add_command(prompts)
 main.add_command(models)

@@ -160,6 +160,13 @@ class Settings(BaseSettings):
     gate_min_map50: float = Field(0.85, ge=0.0, le=1.0)
     gate_min_precision: float = Field(0.80, ge=0.0, le=1.0)
     gate_max_regression: float = Field(0.02, ge=0.0, le=1.0)
+    # A classifier candidate (weights and prompts): the field report's VLM criteria.
+    gate_min_classifier_accuracy: float = Field(0.90, ge=0.0, le=1.0)
+    gate_min_human_agreement: float = Field(0.88, ge=0.0, le=1.0)
+    # Verified crops a classifier candidate is evaluated on (app.learning.crops).
+    classifier_eval_max_crops: int = Field(1000, ge=1)
+    classifier_eval_min_crops: int = Field(50, ge=1)
+    classifier_eval_batch_size: int = Field(8, ge=1)
 
     @field_validator("threshold_low")
     @classmethod

@@ -7,8 +7,9 @@
 Trains the ~1 M parameter tiny RT-DETR from random weights on procedurally generated
 garment photos (models/training/synthetic.py) and prints mAP50 / mAP50-95 before and
 after on held-out images, with per-class figures. The defaults (4,000 steps of batch 8
-at 256 px) take about 10 minutes on 2 CPU cores (ENVIRONMENT.md measured 0.15 s a step);
-the step count, not a time budget, is fixed, so runs are comparable across machines.
+at 256 px) took 23 minutes on the 2 shared CPU cores of the development machine with
+full augmentation (0.33 s a step; bench/README.md); `--steps 1800` is about 10 minutes
+there. The step count, not a time budget, is fixed, so runs are comparable across machines.
 The held-out images come from another seed, so none of them is trained on.
 """
 

@@ -189,7 +189,9 @@ class InferenceClient(Protocol):
 
 @dataclass(frozen=True)
 class ModelPair:
-    """The models of one arm: a detector (or "" to run classifier-only) and a classifier."""
+    """The models of one arm: a detector (or "" to run classifier-only) and a classifier,
+    with its prompt version ("" for the app's default): prompts are part of the model."""
 
     detector_uri: str
     classifier_uri: str
+    prompt_version: str = ""

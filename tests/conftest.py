@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.serve", "tests.fixtures.stack"]
+pytest_plugins = [
+    "tests.fixtures.infra",
+    "tests.fixtures.learning",
+    "tests.fixtures.serve",
+    "tests.fixtures.stack",
+]
 
 TESTS_DIR = Path(__file__).parent
 TIERS = {"unit": 0, "integration": 1, "e2e": 2}

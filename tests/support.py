@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -62,3 +64,19 @@ def wait_for(check: Callable[[], T | None], timeout: float = 60.0, every: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(every)
+
+
+def site_prompts(directory: Path, version: str = "v2-site", example: bool = True) -> Path:
+    """A site's own prompt version in `directory` (as LOUPE_PROMPTS_DIR): the packaged v2
+    reworded, with one few-shot example, as an ML team would write it."""
+    data = json.loads((Path(__file__).parents[1] / "models" / "prompts" / "v2.json").read_text())
+    data["version"] = version
+    for fields in data["languages"].values():
+        fields["type_question"] = "Look closely at the fabric. " + fields["type_question"]
+    if example:
+        (directory / "examples").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (56, 56), (120, 80, 40)).save(directory / "examples" / "stain-1.png")
+        data["examples"] = [{"image": "examples/stain-1.png", "answer": "stain"}]
+    path = directory / f"{version}.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path

@@ -22,6 +22,7 @@ from models import pipeline
 from models.contracts import InferenceResult, RegionToExplain
 
 NO_AUDIT = 1.0
+SERVE_PING_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -47,7 +48,9 @@ def infer_photos(
 ) -> Report:
     from models.serve.client import HttpInferenceClient, ping
 
-    if ping(settings.serve_url):
+    # The health check asks every replica for its version: seconds on a busy machine, and
+    # a check that gives up too soon would load the models here instead.
+    if ping(settings.serve_url, timeout=SERVE_PING_TIMEOUT_S):
         source = f"serve at {settings.serve_url}"
         started = time.perf_counter()
         with HttpInferenceClient(settings.serve_url, timeout_s=settings.inference_timeout_s) as c:

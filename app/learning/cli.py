@@ -1,4 +1,5 @@
-"""`loupe retrain ...`: start a training run, watch it, read the trigger's history, freeze tests.
+"""`loupe retrain ...`: start a training run, watch it, read the trigger's history, freeze tests;
+`loupe prompts ...`: the classifier's prompt versions, and a few-shot one from the reviews.
 
 `loupe retrain --now` snapshots the verified samples and queues a run for a worker (the
 running stack's relay hands it over); `--wait` follows it with a progress bar and prints
@@ -9,6 +10,7 @@ without --wait, a run that was queued), so scripts can chain on it.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +54,22 @@ def retrain(ctx: click.Context, now: bool, wait: bool, var_dir: Path) -> None:
         raise SystemExit(_follow(var_dir, run_id))
 
 
-def _start(var_dir: Path) -> int:
+def _start(var_dir: Path, start: Any = None) -> int:
+    """Start a run with `start(session=, store=, settings=, trigger=)` (default: a detector
+    training run); print its first lines and return its id."""
     from app.learning import runs
+    from app.learning.classifier import BadCandidate
     from app.learning.report import run_lines
 
+    start = start or runs.start_run
     settings, store = _settings_and_store(var_dir)
     with database_session(var_dir) as session:
         try:
-            run = runs.start_run(session=session, store=store, settings=settings, trigger="cli")
+            run = start(session=session, store=store, settings=settings, trigger="cli")
         except runs.RunInProgress as exc:
             raise click.ClickException(f"{exc}; follow it with `loupe retrain status`") from exc
+        except BadCandidate as exc:
+            raise click.ClickException(str(exc)) from exc
         session.commit()
         snapshot = session.get(DatasetSnapshot, run.snapshot_id) if run.snapshot_id else None
         lines = run_lines(run, snapshot)
@@ -86,6 +94,7 @@ def _follow(var_dir: Path, run_id: int) -> int:
             run, snapshot, version = _read(var_dir, run_id)
             if run.total_steps and bar.total != run.total_steps:
                 bar.total = run.total_steps
+            bar.unit = "crop" if run.kind == "classifier" else "step"
             bar.set_description(f"run {run_id} {run.phase}")
             bar.n = run.step
             if run.loss is not None:
@@ -121,6 +130,34 @@ def _lineage(session: Any, run: TrainingRun) -> tuple[Any, Any]:
     snapshot = session.get(DatasetSnapshot, run.snapshot_id) if run.snapshot_id else None
     version = session.get(ModelVersion, run.model_version_id) if run.model_version_id else None
     return snapshot, version
+
+
+@retrain.command("classifier")
+@click.option(
+    "--prompts",
+    "prompt_version",
+    default="",
+    help="The candidate's prompt version (default: the champion's).",
+)
+@click.option("--uri", default="", help="The candidate's weights (default: the champion's).")
+@click.option("--wait", is_flag=True, help="Follow the evaluation until it ends.")
+@var_dir_option
+def classifier(prompt_version: str, uri: str, wait: bool, var_dir: Path) -> None:
+    """Evaluate a classifier candidate (new prompts or weights) on the verified crops.
+
+    It is gated like a trained detector, registered, and staged as challenger if it
+    passed. The exit code with --wait is 0 only for a candidate that passed its gate.
+    """
+    from app.learning.classifier import start_classifier_run
+
+    def start(**kwargs: Any) -> Any:
+        return start_classifier_run(uri=uri, prompt_version=prompt_version, **kwargs)
+
+    if not (uri or prompt_version):
+        raise click.UsageError("give --prompts or --uri: what should the candidate change?")
+    run_id = _start(var_dir, start)
+    if wait:
+        raise SystemExit(_follow(var_dir, run_id))
 
 
 @retrain.command("status")
@@ -180,3 +217,58 @@ def freeze_test(count: int, var_dir: Path) -> None:
             "of every snapshot's train split",
             err=True,
         )
+
+
+@click.group()
+def prompts() -> None:
+    """The classifier's prompt versions: list them, write a few-shot version from reviews."""
+
+
+@prompts.command("list")
+def list_prompts() -> None:
+    """Every prompt version that can classify, with its examples and where it lives."""
+    from models.prompts import available_versions, load_prompts, prompt_path
+
+    for name in available_versions():
+        loaded = load_prompts(name)
+        click.echo(f"{name:<16} {len(loaded.examples):>3} examples  {prompt_path(name)}")
+
+
+@prompts.command("few-shot")
+@click.option("--name", required=True, help="The new version's name, e.g. v3-site.")
+@click.option("--base", default="v2", show_default=True, help="The version whose wording to use.")
+@click.option("--per-type", default=1, show_default=True, type=click.IntRange(0, 10),
+              help="Examples of each defect type, normal included.")  # fmt: skip
+@click.option("--type", "overrides", multiple=True, metavar="TYPE=N",
+              help="Another number for one type, e.g. --type pilling=5 (repeatable).")  # fmt: skip
+@var_dir_option
+def few_shot(
+    name: str, base: str, per_type: int, overrides: tuple[str, ...], var_dir: Path
+) -> None:
+    """Write prompt version NAME: BASE's wording with verified crops as few-shot examples.
+
+    Written into LOUPE_PROMPTS_DIR, never over an existing version. Try it with
+    `loupe retrain classifier --prompts NAME`; the crops it shows are not judged on.
+    """
+    from app.learning.fewshot import FewShotProblem, pick_examples, write_version
+    from models.taxonomy import load_taxonomy
+
+    counts = dict.fromkeys(load_taxonomy().type_keys, per_type)
+    for item in overrides:
+        answer, _, number = item.partition("=")
+        if answer not in counts or not number.isdigit():
+            known = ", ".join(counts)
+            raise click.UsageError(f"--type wants TYPE=N with a type of {known}; not {item!r}")
+        counts[answer] = int(number)
+    _, store = _settings_and_store(var_dir)
+    try:
+        with database_session(var_dir) as session:
+            examples = pick_examples(session=session, store=store, counts=counts)
+        path = write_version(base=base, name=name, examples=examples)
+    except (FewShotProblem, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    shown = ", ".join(f"{a} {n}" for a, n in Counter(e.answer for e in examples).items())
+    click.echo(f"wrote {path} with {len(examples)} examples ({shown})")
+    missing = [a for a, n in counts.items() if n and not any(e.answer == a for e in examples)]
+    if missing:
+        click.echo(f"no verified crops yet of: {', '.join(missing)}", err=True)

@@ -9,9 +9,6 @@ the worker repeats the start's sample-count check with the classes.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,17 +16,13 @@ from typing import Any
 
 from PIL import Image
 
+from app.learning.photos import fetch_photo
 from app.policy.retrain import DatasetRules, dataset_problems
 from app.storage import ObjectStore
 from models.contracts import Box
-from models.training.augment import AugmentConfig
 from models.training.synthetic import Annotation, Sample
 
 EVALUATION_SPLITS = ("test", "val")
-
-
-class PhotoChanged(RuntimeError):
-    """A photo in the object store is not the one the snapshot recorded."""
 
 
 def detector_classes(model_dir: str | Path) -> list[str]:
@@ -63,20 +56,6 @@ def training_problems(
     return problems
 
 
-def augment_config(type_counts: dict[str, int]) -> AugmentConfig:
-    """The field report's augmentation, with a rare-class target the data can reach.
-
-    Oversampling lifts every class to `min_share` of all boxes, which is impossible once
-    there are more than 1 / min_share classes (a site seeing all twelve defect types): the
-    target is then halved to an even share, so rare types are still lifted.
-    """
-    default = AugmentConfig()
-    present = sum(1 for count in type_counts.values() if count)
-    if present and default.min_share * present > 1:
-        return dataclasses.replace(default, min_share=1 / (2 * present))
-    return default
-
-
 def shrink(
     image: Image.Image, annotations: Iterable[Annotation], max_side: int
 ) -> tuple[Image.Image, tuple[Annotation, ...]]:
@@ -108,12 +87,7 @@ def load_samples(
     """
     splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
     for entry in manifest["samples"]:
-        data = store.get(entry["key"])
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry["sha256"]:
-            raise PhotoChanged(f"photo {entry['key']} has sha256 {digest}, not {entry['sha256']}")
-        with Image.open(io.BytesIO(data)) as opened:
-            image = opened.convert("RGB")
+        image = fetch_photo(store, entry["key"], entry["sha256"])
         boxes = [Annotation(b["label"], Box(*b["box"])) for b in entry["boxes"]]
         image, annotations = shrink(image, boxes, max_side)
         splits[entry["split"]].append(Sample(entry["id"], image, annotations))

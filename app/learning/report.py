@@ -9,6 +9,7 @@ from app.learning.tables import DatasetSnapshot, TrainingRun, TriggerCheck
 from app.registry.tables import ModelVersion
 
 HEADLINE = ("map50", "map50_95", "precision", "recall")
+CLASSIFIER_HEADLINE = ("accuracy", "human_agreement", "severity_accuracy", "calibration_error")
 
 
 def _number(value: Any) -> str:
@@ -27,9 +28,15 @@ def run_lines(
 ) -> list[str]:
     """Everything known about one run, most important first."""
     lines = [f"run {run.id}: {run.status} ({run.phase}), started by {run.trigger}"]
+    if run.kind == "classifier" and run.candidate:
+        lines[0] += (f", classifier candidate {run.candidate.get('uri')} with prompts "
+                     f"{run.candidate.get('prompt_version')}")  # fmt: skip
     lines.append(f"  queued {_when(run.created_at)}, started {_when(run.started_at)}, "
                  f"finished {_when(run.finished_at)}")  # fmt: skip
-    if snapshot is not None:
+    if snapshot is not None and run.kind == "classifier":
+        lines.append(f"  snapshot {snapshot.id}: {snapshot.samples} verified crops of "
+                     f"{snapshot.inspections} items; manifest {snapshot.manifest_key}")  # fmt: skip
+    elif snapshot is not None:
         splits = snapshot.split_counts
         lines.append(
             f"  snapshot {snapshot.id}: {snapshot.samples} samples of {snapshot.inspections} "
@@ -71,6 +78,8 @@ def progress_text(run: TrainingRun, now: datetime | None = None) -> str:
 
 def metrics_lines(metrics: dict[str, Any]) -> list[str]:
     """The headline numbers, per class AP50, what they were measured on, and the baseline."""
+    if metrics.get("evaluated_on") == "verified_crops":
+        return classifier_metrics_lines(metrics)
     if metrics.get("evaluated_on") is None and "map50" not in metrics:
         return [f"not evaluated: {metrics.get('note', 'no metrics')}"]
     where = metrics.get("evaluated_on")
@@ -91,6 +100,29 @@ def metrics_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append(
             f"baseline {baseline.get('version', '?')}: "
             + ", ".join(f"{name} {_number(baseline.get(name))}" for name in HEADLINE)
+        )
+    return lines
+
+
+def classifier_metrics_lines(metrics: dict[str, Any]) -> list[str]:
+    """A classifier candidate's numbers on the verified crops, per class, and the baseline."""
+    lines = [
+        f"metrics on {metrics.get('crops', '?')} verified crops: "
+        + ", ".join(f"{name} {_number(metrics.get(name))}" for name in CLASSIFIER_HEADLINE)
+    ]
+    if metrics.get("failed"):
+        lines.append(f"note: {metrics['failed']} crops could not be classified (counted wrong)")
+    for name, values in sorted(metrics.get("per_class", {}).items()):
+        lines.append(
+            f"  {name:<14} recall {_number(values.get('recall'))}  precision "
+            f"{_number(values.get('precision'))}  ({values.get('support', 0)} crops)"
+        )
+    baseline = metrics.get("baseline") or {}
+    if any(name in baseline for name in CLASSIFIER_HEADLINE):
+        lines.append(
+            f"baseline {baseline.get('version', '?')} with prompts "
+            f"{baseline.get('prompt_version', '?')}: "
+            + ", ".join(f"{name} {_number(baseline.get(name))}" for name in CLASSIFIER_HEADLINE)
         )
     return lines
 

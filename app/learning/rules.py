@@ -31,5 +31,16 @@ def gate_rules(settings: Settings) -> GateRules:
     )
 
 
+def classifier_gate_rules(settings: Settings) -> GateRules:
+    return GateRules(
+        minimums={
+            "accuracy": settings.gate_min_classifier_accuracy,
+            "human_agreement": settings.gate_min_human_agreement,
+        },
+        max_regression=settings.gate_max_regression,
+        compared=("accuracy", "human_agreement", "severity_accuracy"),
+    )
+
+
 def trigger_window(settings: Settings) -> timedelta:
     return timedelta(days=settings.retrain_window_days)

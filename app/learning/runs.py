@@ -13,6 +13,7 @@ worker that lost its run to the watchdog finds out and stops, instead of overwri
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import utcnow
 from app.inspections.tables import Outbox
+from app.learning.crops import take_crops_snapshot
 from app.learning.rules import dataset_rules
 from app.learning.snapshot import reserve_for_training, take_snapshot
 from app.learning.tables import ACTIVE_STATUSES, TRIGGERS, TrainingRun
@@ -29,6 +31,7 @@ from app.policy.retrain import dataset_problems
 from app.storage import ObjectStore
 
 TRAIN_DETECTOR = "loupe.train_detector"
+EVALUATE_CLASSIFIER = "loupe.evaluate_classifier"
 # One key for "the training slot"; any bigint works as long as nothing else uses it.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"loupe:training_run").digest()[:8], "big", signed=True)
 STALE_ERROR = "worker stopped responding (no heartbeat for {seconds:.0f} s); the run was abandoned"
@@ -47,8 +50,11 @@ def active_run(*, session: Session) -> TrainingRun | None:
     return session.scalar(select(TrainingRun).where(TrainingRun.status.in_(ACTIVE_STATUSES)))
 
 
-def latest_run(*, session: Session) -> TrainingRun | None:
-    return session.scalar(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1))
+def latest_run(*, session: Session, kind: str | None = None) -> TrainingRun | None:
+    query = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)
+    if kind is not None:
+        query = query.where(TrainingRun.kind == kind)
+    return session.scalar(query)
 
 
 def get_run(*, session: Session, run_id: int) -> TrainingRun | None:
@@ -75,12 +81,7 @@ def start_run(
     again against the detector it fine-tunes. The queued run reaches a worker through the
     outbox, committed with the run.
     """
-    if trigger not in TRIGGERS:
-        raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
-    now = now or utcnow()
-    session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
-    if (running := active_run(session=session)) is not None:
-        raise RunInProgress(running)
+    now = _take_slot(session, trigger, now)
     snapshot, manifest = take_snapshot(
         session=session, store=store, val_share=settings.retrain_val_share
     )
@@ -88,12 +89,58 @@ def start_run(
     problems = dataset_problems(
         snapshot.class_counts["train"], snapshot.split_counts["train"], [], dataset_rules(settings)
     )
+    run = _new_run(session, "detector", None, snapshot.id, trigger, user_id, problems, now)
+    if not problems:
+        reserve_for_training(session=session, snapshot=snapshot, manifest=manifest)
+        session.add(Outbox(task=TRAIN_DETECTOR, payload={"run_id": run.id}, created_at=now))
+    return run
+
+
+def start_classifier_run(
+    *,
+    session: Session,
+    store: ObjectStore,
+    settings: Settings,
+    candidate: dict[str, str],
+    trigger: str,
+    user_id: int | None = None,
+    exclude_crops: Collection[int] = (),
+    now: datetime | None = None,
+) -> TrainingRun:
+    """Snapshot the verified crops (but `exclude_crops`) and queue the evaluation of a
+    classifier candidate ({"uri", "prompt_version"}, checked by the caller:
+    app.learning.classifier). It takes the same slot as training: both want the
+    accelerator. Refused at once without enough crops. Not committed."""
+    now = _take_slot(session, trigger, now)
+    snapshot = take_crops_snapshot(
+        session=session, store=store, limit=settings.classifier_eval_max_crops,
+        exclude=exclude_crops,
+    )  # fmt: skip
+    problems = []
+    if snapshot.samples < settings.classifier_eval_min_crops:
+        problems.append(
+            f"only {snapshot.samples} verified crops to evaluate on; at least "
+            f"{settings.classifier_eval_min_crops} are needed (LOUPE_CLASSIFIER_EVAL_MIN_CROPS)"
+        )
+    run = _new_run(session, "classifier", candidate, snapshot.id, trigger, user_id, problems, now)
+    if not problems:
+        session.add(Outbox(task=EVALUATE_CLASSIFIER, payload={"run_id": run.id}, created_at=now))
+    return run
+
+
+def _new_run(
+    session: Session, kind: str, candidate: dict[str, str] | None, snapshot_id: int,
+    trigger: str, user_id: int | None, problems: list[str], now: datetime,
+) -> TrainingRun:  # fmt: skip
+    """The run's row: queued, or refused at once with its problems as the reasons."""
     run = TrainingRun(
+        kind=kind,
+        candidate=candidate,
         status="refused" if problems else "queued",
         phase="refused" if problems else "queued",
         trigger=trigger,
         triggered_by_id=user_id,
-        snapshot_id=snapshot.id,
+        snapshot_id=snapshot_id,
         refusal_reasons=problems,
         metrics={},
         created_at=now,
@@ -102,10 +149,17 @@ def start_run(
     )
     session.add(run)
     session.flush()
-    if not problems:
-        reserve_for_training(session=session, snapshot=snapshot, manifest=manifest)
-        session.add(Outbox(task=TRAIN_DETECTOR, payload={"run_id": run.id}, created_at=now))
     return run
+
+
+def _take_slot(session: Session, trigger: str, now: datetime | None) -> datetime:
+    """Wait for the training slot's lock; RunInProgress if a run holds the slot."""
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
+    session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
+    if (running := active_run(session=session)) is not None:
+        raise RunInProgress(running)
+    return now or utcnow()
 
 
 def claim_run(*, session: Session, run_id: int, now: datetime | None = None) -> bool:
@@ -125,14 +179,16 @@ def report_progress(
     run_id: int,
     step: int,
     total_steps: int,
-    loss: float,
+    loss: float | None,
     eta_s: float,
-    epoch: float,
+    epoch: float | None,
+    phase: str = "training",
     now: datetime | None = None,
 ) -> bool:
-    """Record live progress; False when the run is no longer running (stop training)."""
+    """Record live progress; False when the run is no longer running (stop training).
+    A classifier run reports crops evaluated, with no loss or epoch."""
     values = {"step": step, "total_steps": total_steps, "loss": loss, "eta_s": eta_s,
-              "epoch": epoch, "phase": "training", "heartbeat_at": now or utcnow()}  # fmt: skip
+              "epoch": epoch, "phase": phase, "heartbeat_at": now or utcnow()}  # fmt: skip
     return _guarded(session, run_id, ("running",), values)
 
 

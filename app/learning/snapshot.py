@@ -89,20 +89,34 @@ def take_snapshot(
     """
     test_ids = set(session.scalars(select(TestSetItem.inspection_id)))
     manifest = build_manifest(verified_photos(session=session), test_ids, val_share)
+    snapshot = save_snapshot(
+        session=session, store=store, manifest=manifest, counts=manifest_counts(manifest),
+        val_share=val_share,
+    )  # fmt: skip
+    return snapshot, manifest
+
+
+def save_snapshot(
+    *,
+    session: Session,
+    store: ObjectStore,
+    manifest: dict[str, Any],
+    counts: dict[str, Any],
+    val_share: float,
+) -> DatasetSnapshot:
+    """Write a manifest under its sha256, then its row (one row per distinct manifest)."""
     body = manifest_bytes(manifest)
     digest = hashlib.sha256(body).hexdigest()
     key = f"{PREFIX}{digest}.json"
     store.put(key, body, "application/json")
-    counts = manifest_counts(manifest)
     session.execute(
         insert(DatasetSnapshot)
         .values(manifest_key=key, manifest_sha256=digest, val_share=val_share, **counts)
         .on_conflict_do_nothing(index_elements=["manifest_sha256"])
     )
-    snapshot = session.scalars(
+    return session.scalars(
         select(DatasetSnapshot).where(DatasetSnapshot.manifest_sha256 == digest)
     ).one()
-    return snapshot, manifest
 
 
 def reserve_for_training(

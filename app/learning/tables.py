@@ -41,6 +41,9 @@ RUN_STATUSES = ("queued", "running", "succeeded", "failed", "refused")
 ACTIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("succeeded", "failed", "refused")
 TRIGGERS = ("beat", "cli", "page")
+# What a run produces: a fine-tuned detector, or a classifier candidate (weights and
+# prompts) that is evaluated, not trained (app.learning.classifier).
+RUN_KINDS = ("detector", "classifier")
 SPLITS = ("train", "val", "test")
 
 
@@ -119,6 +122,7 @@ class TrainingRun(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {RUN_STATUSES}", name="status"),
         CheckConstraint(f"trigger IN {TRIGGERS}", name="trigger"),
+        CheckConstraint(f"kind IN {RUN_KINDS}", name="kind"),
         # One run at a time: the lock in app.learning.runs.start_run answers politely, this
         # index makes a second active run impossible.
         Index(
@@ -132,6 +136,9 @@ class TrainingRun(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     status: Mapped[str] = mapped_column(String(20), default="queued")
+    kind: Mapped[str] = mapped_column(String(20), default="detector", server_default="detector")
+    # A classifier run's candidate: {"uri": weights, "prompt_version": name}.
+    candidate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     trigger: Mapped[str] = mapped_column(String(10))
     triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshot.id"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import ColumnElement, Select, Text, cast, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -22,21 +22,30 @@ from app.learning.tables import TestSetItem, TrainedItem
 from app.learning.verified import verified_decisions
 
 
-def eligible_items(*, session: Session, limit: int) -> list[uuid.UUID]:
-    """Verified items never trained on and not frozen yet, in hash order, at most `limit`."""
+def _eligible() -> tuple[Select[uuid.UUID], ColumnElement[uuid.UUID]]:
+    """The inspection ids a freeze may pick (verified, never trained on, not frozen yet),
+    and their column: defined once, so the page's count and the freeze cannot disagree."""
     decisions = verified_decisions().subquery()
     item = decisions.c.inspection_id
-    order = func.sha256(func.convert_to(cast(item, Text), "UTF8"))
-    query = (
-        select(item)
-        .where(
-            ~select(TrainedItem.inspection_id).where(TrainedItem.inspection_id == item).exists(),
-            ~select(TestSetItem.id).where(TestSetItem.inspection_id == item).exists(),
-        )
-        .order_by(order)
-        .limit(limit)
+    query = select(item).where(
+        ~select(TrainedItem.inspection_id).where(TrainedItem.inspection_id == item).exists(),
+        ~select(TestSetItem.id).where(TestSetItem.inspection_id == item).exists(),
     )
-    return list(session.scalars(query))
+    return query, item
+
+
+def eligible_items(*, session: Session, limit: int) -> list[uuid.UUID]:
+    """Verified items never trained on and not frozen yet, in hash order, at most `limit`."""
+    query, item = _eligible()
+    order = func.sha256(func.convert_to(cast(item, Text), "UTF8"))
+    return list(session.scalars(query.order_by(order).limit(limit)))
+
+
+def count_eligible(*, session: Session) -> int:
+    """How many items a freeze could pick now, counted in the database (the page shows it
+    on every load; there may be many)."""
+    query, _ = _eligible()
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
 def freeze_test_items(

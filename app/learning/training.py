@@ -14,28 +14,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings, get_settings
 from app.db import session_scope, utcnow
-from app.learning import dataset, runs
-from app.learning.progress import Heartbeat, ProgressReporter, RunAbandoned
+from app.learning import dataset, run_steps, runs
+from app.learning.progress import ProgressReporter
 from app.learning.publish import models_base_uri, publish_model
 from app.learning.rules import dataset_rules, gate_rules
 from app.learning.snapshot import load_manifest
 from app.learning.tables import DatasetSnapshot, TrainingRun
 from app.policy.promotion import gate
-from app.registry.experiments import (
-    NothingToDo,
-    register_configured_champions,
-    stage_challenger,
-)
-from app.registry.service import get_alias, register_model_version, running_experiment
+from app.registry.service import get_alias
 from app.storage import ObjectStore, get_store
 from models.loading import model_version, resolve_model_dir
-from models.training.augment import oversample
+from models.training.augment import AugmentConfig, oversample
 from models.training.evaluate import evaluate_detector
 from models.training.synthetic import Sample
 from models.training.train import train_detector
@@ -54,20 +48,7 @@ def run_training(
     """Execute a queued run; returns its outcome (or why nothing was done)."""
     settings = settings or get_settings()
     store = store or get_store()
-    with session_scope() as session:
-        if not runs.claim_run(session=session, run_id=run_id):
-            return "not queued"
-    try:
-        with Heartbeat(lambda: _beat(run_id), settings.retrain_heartbeat_every_s):
-            return _execute(run_id, settings, store)
-    except RunAbandoned as exc:
-        log.warning("run %s: %s", run_id, exc)
-        return "abandoned"
-    except Exception as exc:
-        log.exception("run %s failed", run_id)
-        with session_scope() as session:
-            runs.fail_run(session=session, run_id=run_id, error=f"{type(exc).__name__}: {exc}")
-        return "failed"
+    return run_steps.execute(run_id, settings, lambda: _execute(run_id, settings, store))
 
 
 def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
@@ -101,12 +82,16 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
     with tempfile.TemporaryDirectory(prefix=f"run-{run_id}-", dir=work_root) as work:
         out_dir = Path(work) / f"{KIND}-run{run_id}-{utcnow():%Y%m%d%H%M}"
         training = _train(run_id, init_dir, out_dir, splits["train"], settings)
-        _phase(run_id, "evaluating")
+        run_steps.phase(run_id, "evaluating")
         metrics, gate_result = _evaluate(init_uri, init_dir, out_dir, splits, settings)
-        _phase(run_id, "publishing")
+        run_steps.phase(run_id, "publishing")
         uri, content_hash = publish_model(out_dir, models_base_uri(settings), KIND)
-        _register(run_id, snapshot.id, model_version(out_dir), uri, content_hash, metrics,
-                  gate_result, training, settings)  # fmt: skip
+        run_steps.finish_run(
+            run_id, kind=KIND, version=model_version(out_dir), uri=uri,
+            content_hash=content_hash, metrics=metrics, gate_result=gate_result,
+            run_metrics={**metrics, "training": training}, snapshot_id=snapshot.id,
+            prompt_version=None, settings=settings,
+        )  # fmt: skip
     return "succeeded"
 
 
@@ -126,10 +111,10 @@ def _init_uri(session: Any, settings: Settings) -> str:
 def _train(
     run_id: int, init_dir: str, out_dir: Path, samples: list[Sample], settings: Settings
 ) -> dict[str, Any]:
-    augment = dataset.augment_config(Counter(a.label for s in samples for a in s.annotations))
-    _phase(run_id, "training")
+    augment = AugmentConfig()  # oversample lowers a rare-class target many classes make unreachable
+    run_steps.phase(run_id, "training")
     reporter = ProgressReporter(
-        write=lambda **progress: _progress(run_id, **progress),
+        write=lambda **values: run_steps.progress(run_id, **values),
         every_s=settings.retrain_progress_every_s,
         pool_size=len(oversample(samples, augment.min_share)),
         batch_size=settings.retrain_batch_size,
@@ -204,67 +189,3 @@ def _measure(model_dir: str | Path, samples: list[Sample], settings: Settings) -
     }
     values["iou_thresholds"] = list(measured.iou_thresholds)
     return values
-
-
-def _register(
-    run_id: int,
-    snapshot_id: int,
-    version: str,
-    uri: str,
-    content_hash: str,
-    metrics: dict[str, Any],
-    gate_result: dict[str, Any],
-    training: dict[str, Any],
-    settings: Settings,
-) -> None:
-    """Register the version and finish the run in one transaction, if the run is still ours;
-    a version that passed its gate becomes the challenger in the same transaction."""
-    with session_scope() as session:
-        run = runs.lock_running(session=session, run_id=run_id)
-        if run is None:
-            raise RunAbandoned(f"run {run_id} stopped being ours before it could register")
-        row = register_model_version(
-            session=session, kind=KIND, version=version, uri=uri, content_hash=content_hash,
-            metrics=metrics, training_run_id=run_id, snapshot_id=snapshot_id,
-            gate=gate_result, prompt_version=None,
-        )  # fmt: skip
-        now = utcnow()
-        run.status, run.phase, run.finished_at, run.heartbeat_at = "succeeded", "done", now, now
-        run.metrics = {**metrics, "training": training}
-        run.gate, run.model_version_id = gate_result, row.id
-        if gate_result.get("passed") and settings.retrain_auto_stage:
-            _stage(session, row, settings)
-
-
-def _stage(session: Any, candidate: Any, settings: Settings) -> None:
-    """A candidate that passed its gate serves a share of items as challenger, unless an
-    experiment runs already (it stays registered; `loupe models stage` can stage it)."""
-    if running_experiment(session=session) is not None:
-        log.info("%s passed its gate; an experiment runs, so it is not staged", candidate.version)
-        return
-    register_configured_champions(
-        session=session, detector_uri=settings.detector_uri,
-        classifier_uri=settings.classifier_uri, cache_dir=settings.model_cache_dir,
-    )  # fmt: skip
-    try:
-        stage_challenger(
-            session=session, candidate=candidate, share=settings.experiment_share, actor_id=None
-        )
-    except NothingToDo as exc:
-        log.warning("%s passed its gate but was not staged: %s", candidate.version, exc)
-
-
-def _progress(run_id: int, **values: Any) -> bool:
-    with session_scope() as session:
-        return runs.report_progress(session=session, run_id=run_id, **values)
-
-
-def _phase(run_id: int, phase: str) -> None:
-    with session_scope() as session:
-        if not runs.set_phase(session=session, run_id=run_id, phase=phase):
-            raise RunAbandoned(f"run {run_id} is no longer running")
-
-
-def _beat(run_id: int) -> None:
-    with session_scope() as session:
-        runs.heartbeat(session=session, run_id=run_id)

@@ -88,7 +88,8 @@ def recent_checks(*, session: Session, limit: int = 20) -> list[TriggerCheck]:
 def _start_if_free(
     session: Session, settings: Settings, store: ObjectStore, now: datetime
 ) -> tuple[str, int | None]:
-    last = runs.latest_run(session=session)
+    # A classifier evaluation trains nothing: it does not delay the detector's retraining.
+    last = runs.latest_run(session=session, kind="detector")
     cooldown = timedelta(seconds=settings.retrain_cooldown_s)
     if last is not None and not last.is_active and last.created_at > now - cooldown:
         until = last.created_at + cooldown
@@ -109,7 +110,7 @@ def _last_trained_decision(session: Session) -> int | None:
     return session.scalar(
         select(DatasetSnapshot.max_decision_id)
         .join(TrainingRun, TrainingRun.snapshot_id == DatasetSnapshot.id)
-        .where(TrainingRun.status == "succeeded")
+        .where(TrainingRun.status == "succeeded", TrainingRun.kind == "detector")
         .order_by(TrainingRun.id.desc())
         .limit(1)
     )

@@ -54,29 +54,48 @@ def move_alias(
 
 
 def register_configured_champions(
-    *, session: Session, detector_uri: str, classifier_uri: str, cache_dir: Any = None
+    *,
+    session: Session,
+    detector_uri: str,
+    classifier_uri: str,
+    cache_dir: Any = None,
+    prompt_version: str | None = None,
 ) -> list[ModelVersion]:
     """A site that started from LOUPE_DETECTOR_URI / LOUPE_CLASSIFIER_URI has no champion in
     the registry; the first candidate needs one to be compared with. Registers each
-    configured model whose kind has no champion yet, and makes it the champion."""
+    configured model whose kind has no champion yet (the classifier with the prompts it
+    serves with), and makes it the champion."""
     from models.loading import model_version as version_of
     from models.loading import resolve_model_dir
-    from models.model_store import manifest_of
 
     registered = []
     for kind, uri in (("detector", detector_uri), ("classifier", classifier_uri)):
         if not uri or service.get_alias(session=session, alias="champion", kind=kind):
             continue
         path = Path(resolve_model_dir(uri, cache_dir))
-        manifest = json.dumps(manifest_of(path), sort_keys=True).encode() if path.is_dir() else b""
+        prompts = prompt_version if kind == "classifier" else None
         row = service.register_model_version(
             session=session, kind=kind, version=version_of(path), uri=uri,
-            content_hash=hashlib.sha256(manifest or uri.encode()).hexdigest(),
+            content_hash=content_hash(path, uri, prompts), prompt_version=prompts,
         )  # fmt: skip
         move_alias(session=session, alias="champion", version=row, actor_id=None,
                    why="the configured model, registered as the first champion")  # fmt: skip
         registered.append(row)
     return registered
+
+
+def content_hash(path: Path, uri: str, prompt_version: str | None = None) -> str:
+    """What a version pins: every file of the model and, for a classifier, its prompts
+    (the file and its few-shot images), so a prompt edited in place is a different model."""
+    from models.model_store import manifest_of
+    from models.prompts import load_prompts
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(manifest_of(path), sort_keys=True).encode() if path.is_dir()
+                  else uri.encode())  # fmt: skip
+    if prompt_version:
+        digest.update(load_prompts(prompt_version).content_hash.encode())
+    return digest.hexdigest()
 
 
 def _clear_challenger(session: Session, actor_id: int | None, why: str) -> None:

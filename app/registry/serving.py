@@ -33,21 +33,24 @@ def serving_plan(session: Session) -> dict[str, Any] | None:
         plan["detector_dir"] = champion["detector"].uri
     if champion["classifier"] is not None:
         plan["classifier_dir"] = champion["classifier"].uri
+        plan["classifier_prompt_version"] = champion["classifier"].prompt_version
     plan.update(challenger_detector_dir=None, challenger_classifier_dir=None,
-                challenger_share=0.0, experiment="")  # fmt: skip
+                challenger_prompt_version=None, challenger_share=0.0, experiment="")  # fmt: skip
     if experiment is not None:
+        classifier = _version(session, experiment.challenger_classifier_id)
+        detector = _version(session, experiment.challenger_detector_id)
         plan.update(
-            challenger_detector_dir=_uri(session, experiment.challenger_detector_id),
-            challenger_classifier_dir=_uri(session, experiment.challenger_classifier_id),
+            challenger_detector_dir=detector.uri if detector else None,
+            challenger_classifier_dir=classifier.uri if classifier else None,
+            challenger_prompt_version=classifier.prompt_version if classifier else None,
             challenger_share=experiment.challenger_share,
             experiment=experiment.name,
         )
     return plan
 
 
-def _uri(session: Session, version_id: int | None) -> str | None:
-    row = session.get(ModelVersion, version_id) if version_id is not None else None
-    return row.uri if row is not None else None
+def _version(session: Session, version_id: int | None) -> ModelVersion | None:
+    return session.get(ModelVersion, version_id) if version_id is not None else None
 
 
 def follow_registry() -> dict[str, Any] | None:

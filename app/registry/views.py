@@ -1,5 +1,5 @@
 """The ml role's models page: training runs with live progress, the experiment, versions,
-and the buttons that start a run, promote the challenger or roll back.
+and the buttons that start a run, promote the challenger, roll back or freeze test items.
 
 Thin: every action is one service call; Serve picks up alias changes by itself
 (app.registry.serving).
@@ -7,24 +7,33 @@ Thin: every action is one service call; Serve picks up alias changes by itself
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from app.auth.deps import MlDep
+from app.auth.tables import AuditEvent
 from app.config import get_settings
 from app.db import SessionDep, utcnow
 from app.i18n import translator
-from app.learning import runs, trigger
+from app.learning import classifier, runs, testset, trigger
+from app.learning.report import CLASSIFIER_HEADLINE
 from app.registry import experiments, service
 from app.registry.tables import ModelAlias, ModelVersion
 from app.storage import get_store
 from app.web import language_for, render
+from models.prompts import available_versions
 
 router = APIRouter(tags=["models"])
 
 FLASH_KEY = "models_flash"
+# The figures the versions table shows for each kind of model.
+HEADLINE = {"detector": ("map50", "precision", "recall"), "classifier": CLASSIFIER_HEADLINE[:2]}
 MAX_VERSIONS = 50
+FREEZE_DEFAULT = 50
+FREEZE_MAX = 10_000
 
 
 @router.get("/ml/models", name="ml_models")
@@ -34,6 +43,7 @@ def models_page(request: Request, session: SessionDep, user: MlDep) -> Response:
     aliases: dict[int, list[str]] = {}
     for row in session.scalars(select(ModelAlias)):
         aliases.setdefault(row.model_version_id, []).append(row.alias)
+    champion = classifier.champion_classifier(session, get_settings())
     context = {
         "user": user,
         "now": utcnow(),
@@ -46,6 +56,13 @@ def models_page(request: Request, session: SessionDep, user: MlDep) -> Response:
         ).all(),
         "aliases": aliases,
         "checks": trigger.recent_checks(session=session, limit=5),
+        "test_set_size": testset.size_of_test_set(session=session),
+        "test_set_eligible": testset.count_eligible(session=session),
+        "freeze_default": FREEZE_DEFAULT,
+        "freeze_max": FREEZE_MAX,
+        "prompt_versions": available_versions(),
+        "champion_prompts": champion.prompt_version if champion else None,
+        "headline": HEADLINE,
         "flash": request.session.pop(FLASH_KEY, None),
     }
     return render(request, "ml_models.html", context, block="runs")
@@ -71,6 +88,32 @@ def retrain_now(request: Request, session: SessionDep, user: MlDep) -> Response:
     return _back(request, t("models.run_started", run=run.id))
 
 
+@router.post("/ml/classifier/evaluate", name="ml_evaluate_classifier")
+def evaluate_classifier(
+    request: Request,
+    session: SessionDep,
+    user: MlDep,
+    prompt_version: Annotated[str, Form()] = "",
+    uri: Annotated[str, Form()] = "",
+) -> Response:
+    """Queue the evaluation of a classifier candidate: new prompts, new weights, or both."""
+    t = translator(language_for(request, user))
+    try:
+        run = classifier.start_classifier_run(
+            session=session, store=get_store(), settings=get_settings(), trigger="page",
+            uri=uri, prompt_version=prompt_version, user_id=user.id,
+        )  # fmt: skip
+    except (runs.RunInProgress, classifier.BadCandidate) as exc:
+        session.rollback()
+        return _back(request, str(exc))
+    session.commit()
+    if run.status == "refused":
+        return _back(request, t("models.refused", reasons="; ".join(run.refusal_reasons)))
+    candidate = run.candidate or {}
+    return _back(request, t("models.candidate_started", run=run.id, uri=candidate.get("uri"),
+                            prompts=candidate.get("prompt_version")))  # fmt: skip
+
+
 @router.post("/ml/models/promote", name="ml_promote")
 def promote(request: Request, session: SessionDep, user: MlDep) -> Response:
     t = translator(language_for(request, user))
@@ -94,3 +137,39 @@ def rollback(request: Request, session: SessionDep, user: MlDep) -> Response:
         return _back(request, str(exc))
     session.commit()
     return _back(request, message)
+
+
+def _freeze_count(text: str) -> int | None:
+    """The number of items asked for, or None unless it is a whole number in 1..FREEZE_MAX."""
+    text = text.strip()
+    # ASCII digits only: int() would also take "-1", "1_000" or other scripts' digits.
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(FREEZE_MAX)):
+        return None
+    count = int(text)
+    return count if 1 <= count <= FREEZE_MAX else None
+
+
+@router.post("/ml/test-set/freeze", name="ml_freeze_test")
+def freeze_test(
+    request: Request, session: SessionDep, user: MlDep, count: Annotated[str, Form()] = ""
+) -> Response:
+    """Freeze up to `count` more verified items, never trained on, into the test set."""
+    t = translator(language_for(request, user))
+    # Taken as text and checked here, so a typo comes back as a message on the page
+    # rather than as FastAPI's 422 JSON.
+    asked = _freeze_count(count)
+    if asked is None:
+        return _back(request, t("models.freeze_invalid", max=FREEZE_MAX))
+    added = len(testset.freeze_test_items(session=session, count=asked, user_id=user.id))
+    total = testset.size_of_test_set(session=session)
+    if added:
+        # A person changed what every model is judged on, for good: say who (the CLI has no
+        # actor to name; its items carry added_by_id NULL).
+        details = {"asked": asked, "added": added, "total": total}
+        session.add(AuditEvent(actor_id=user.id, action="test_set.freeze", subject="test_set",
+                               details=details))  # fmt: skip
+    session.commit()
+    if not added:
+        return _back(request, t("models.frozen_none", total=total))
+    key = "models.frozen" if added == asked else "models.frozen_fewer"
+    return _back(request, t(key, added=added, asked=asked, total=total))

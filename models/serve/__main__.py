@@ -33,6 +33,10 @@ def main(
         "--challenger-classifier-dir", default=env("LOUPE_CHALLENGER_CLASSIFIER_URI")
     )
     parser.add_argument(
+        "--challenger-prompt-version", default=env("LOUPE_CHALLENGER_PROMPT_VERSION"),
+        help="the challenger classifier's prompts (default: --prompt-version)",
+    )  # fmt: skip
+    parser.add_argument(
         "--challenger-share", type=float, default=float(env("LOUPE_CHALLENGER_SHARE", "0"))
     )
     parser.add_argument("--experiment", default=env("LOUPE_EXPERIMENT", ""))

@@ -192,7 +192,11 @@ class AppSettings:
                 continue
             if pair.detector_uri:
                 configs[f"{prefix}Detector"] = {**detector, "model_dir": pair.detector_uri}
-            configs[f"{prefix}Classifier"] = {**classifier, "model_dir": pair.classifier_uri}
+            configs[f"{prefix}Classifier"] = {
+                **classifier,
+                "model_dir": pair.classifier_uri,
+                "prompt_version": pair.prompt_version or self.prompt_version,
+            }
         return configs
 
 

@@ -45,6 +45,7 @@ class AugmentConfig:
     # A class is rare when its class weight (see class_weights) is at least this.
     rare_weight: float = 1.5
     # Oversampling target: every class at least this share of all boxes; 0 turns it off.
+    # Where more than 1 / min_share classes make it unreachable, oversample aims lower.
     min_share: float = 0.1
 
 
@@ -70,12 +71,15 @@ def oversample(samples: Sequence[Sample], min_share: float, max_extra: float = 3
     first), so a run is reproducible from its snapshot. At most max_extra x len(samples)
     repeats are added: a class that only ever appears beside common ones may not reach
     its share, and the cap keeps that from growing the set without bound.
+
+    With more than 1 / min_share classes present no data can give every class min_share
+    (twelve defect types at 10 % would need 120 % of the boxes); the target is then
+    half an even share, 1 / (2 x classes), so the rare classes are still lifted.
     """
     counts = _box_counts(samples)
     if not counts or min_share <= 0:
         return list(samples)
-    if min_share * len(counts) > 1:
-        raise ValueError(f"min_share {min_share} is impossible with {len(counts)} classes")
+    min_share = _reachable_share(min_share, len(counts))
     pools = {label: _richest_first(samples, label) for label in counts}
     picked = dict.fromkeys(counts, 0)
     result = list(samples)
@@ -154,6 +158,21 @@ def _widen(bounds: tuple[float, float], strength: float) -> tuple[float, float]:
 
 def _xyxy(box: Box) -> tuple[float, float, float, float]:
     return box.x1, box.y1, box.x2, box.y2
+
+
+def _reachable_share(min_share: float, classes: int) -> float:
+    """min_share where every class can have it, else half an even share.
+
+    Every class at min_share needs min_share x classes <= 1, and such targets are kept as
+    they are. Past that, the target is min(min_share, 1 / (2 x classes)), which is then
+    always 1 / (2 x classes). Not the even share 1 / classes itself: reaching it needs
+    every class exactly even, which images holding several classes almost never allow,
+    so the loop would run to its cap; half of it lifts the rare classes within reach and
+    leaves the common ones their lead.
+    """
+    if min_share * classes <= 1:
+        return min_share
+    return min(min_share, 1 / (2 * classes))
 
 
 def _box_counts(samples: Iterable[Sample]) -> Counter[str]:

@@ -4,6 +4,8 @@ followed with --wait while a worker (a thread here) trains it."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from click.testing import CliRunner
@@ -50,8 +52,30 @@ def loupe(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, ["retrain", *args])
 
 
-def test_retrain_from_the_command_line(committed_db, db_engine, site):
+@contextmanager
+def worker(db_engine, execute: Callable[[int], str]) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """A worker (a thread here) that executes the next queued run; yields its outcomes,
+    complete once the block has ended."""
     import torch
+
+    def work() -> None:
+        def queued() -> int | None:
+            with Session(db_engine) as session:
+                return session.scalar(select(TrainingRun.id).where(TrainingRun.status == "queued"))
+
+        torch.set_num_threads(1)
+        outcomes.append(execute(wait_for(queued, timeout=30, every=0.05)))
+
+    outcomes: list[str] = []
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        yield outcomes
+    finally:
+        thread.join(60)
+
+
+def test_retrain_from_the_command_line(committed_db, db_engine, site):
 
     from app.learning.training import run_training
 
@@ -68,19 +92,8 @@ def test_retrain_from_the_command_line(committed_db, db_engine, site):
     froze = loupe("freeze-test", "--count", "4")
     assert froze.exit_code == 0 and "froze 4 items into the test set (now 4 items)" in froze.output
 
-    def worker() -> None:
-        def queued() -> int | None:
-            with Session(db_engine) as session:
-                return session.scalar(select(TrainingRun.id).where(TrainingRun.status == "queued"))
-
-        torch.set_num_threads(1)
-        outcomes.append(run_training(wait_for(queued, timeout=30, every=0.05)))
-
-    outcomes: list[str] = []
-    thread = threading.Thread(target=worker)
-    thread.start()
-    followed = loupe("--now", "--wait")
-    thread.join(60)
+    with worker(db_engine, run_training) as outcomes:
+        followed = loupe("--now", "--wait")
     assert outcomes == ["succeeded"]
     assert followed.exit_code == 0, followed.output
     assert "succeeded (done)" in followed.stdout and "gate passed:" in followed.stdout
@@ -96,3 +109,38 @@ def test_retrain_from_the_command_line(committed_db, db_engine, site):
     committed_db.commit()
     busy = loupe("--now")
     assert busy.exit_code == 1 and "a run is in progress (run" in busy.stderr
+
+
+def test_a_classifier_candidate_from_the_command_line(committed_db, db_engine, site, tmp_path,
+                                                      monkeypatch):  # fmt: skip
+
+    from app.learning.classifier import run_classifier_evaluation
+    from models.prompts import SITE_DIR_VARIABLE
+    from models.tiny import build_tiny_classifier
+    from tests.support import site_prompts
+
+    assert "give --prompts or --uri" in loupe("classifier").output
+    unknown = loupe("classifier", "--prompts", "v404", "--uri", "/m/cls")
+    assert unknown.exit_code == 1 and "unknown prompt version 'v404'" in unknown.stderr
+
+    site_prompts(tmp_path / "prompts", "v2-site")
+    for name, value in {
+        "CLASSIFIER_URI": str(build_tiny_classifier(tmp_path / "classifier")),
+        "CLASSIFIER_EVAL_MIN_CROPS": "2", "CLASSIFIER_EVAL_MAX_CROPS": "4",
+        "GATE_MIN_CLASSIFIER_ACCURACY": "0", "GATE_MIN_HUMAN_AGREEMENT": "0",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(f"LOUPE_{name}", value)
+    monkeypatch.setenv(SITE_DIR_VARIABLE, str(tmp_path / "prompts"))
+    reset_caches()
+    seed_many(committed_db, site, make_dataset(4, seed=21, size=64), make_user(committed_db),
+              false_alarm="stain")  # fmt: skip
+    committed_db.commit()
+
+    with worker(db_engine, run_classifier_evaluation) as outcomes:
+        followed = loupe("classifier", "--prompts", "v2-site", "--wait")
+    assert outcomes == ["succeeded"]
+    assert followed.exit_code == 0, followed.output
+    assert "classifier candidate" in followed.stdout and "with prompts v2-site" in followed.stdout
+    assert "metrics on 4 verified crops: accuracy" in followed.stdout
+    assert "baseline" in followed.stdout and "with prompts v2:" in followed.stdout
+    assert "registered classifier" in followed.stdout and "+v2-site.r" in followed.stdout

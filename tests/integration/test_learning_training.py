@@ -7,10 +7,7 @@ in this process (run_training, or the Celery task's .apply()), with 3 training s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 from sqlalchemy import func, select
 
 from app.learning import runs, testset
@@ -31,18 +28,9 @@ from tests.integration.learning_support import (
 )
 from tests.support import reset_caches
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
 RELAXED_GATE = {"gate_min_map50": 0.0, "gate_min_precision": 0.0, "gate_max_regression": 1.0}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny steps on a busy 2-core machine: a second torch thread mostly waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -177,13 +165,6 @@ def test_a_run_that_raises_is_failed_and_serving_is_untouched(committed_db, site
     assert committed_db.scalar(select(func.count()).select_from(ModelVersion)) == 0
     assert committed_db.scalar(select(func.count()).select_from(ModelAlias)) == aliases
     assert runs.active_run(session=committed_db) is None  # the slot is free again
-
-
-@pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory):
-    from models.tiny import build_tiny_classifier
-
-    return build_tiny_classifier(tmp_path_factory.mktemp("learning") / "classifier")
 
 
 def test_the_whole_chain_from_trigger_to_promotion_and_back(committed_db, site, tiny_classifier):

@@ -14,7 +14,7 @@ from app.policy.ab import AbRules
 from app.registry import experiments, service
 from app.registry.serving import serving_plan
 from app.registry.tables import Experiment
-from tests.fixtures.serve import ServeApp, main_app_settings
+from tests.fixtures.serve import SITE_PROMPTS, ServeApp, main_app_settings
 from tests.integration.review_support import (
     decide_in_arm,
     make_user,
@@ -42,6 +42,7 @@ def test_a_candidate_is_staged_as_challenger_and_serving_follows(db_session, reg
     champion_det, champion_cls, candidate = registry
     assert serving_plan(db_session) == {
         "detector_dir": "/models/det-1", "classifier_dir": "/models/cls-1",
+        "classifier_prompt_version": None, "challenger_prompt_version": None,
         "challenger_detector_dir": None, "challenger_classifier_dir": None,
         "challenger_share": 0.0, "experiment": "",
     }  # fmt: skip
@@ -148,5 +149,19 @@ def test_serve_follows_the_registry_without_a_restart(db_session, serve_app: Ser
         assert health["classifier_version"].startswith("challenger-classifier-")
         again = runner._follow_once(lambda: serving_plan(db_session), options, configured, applied)
         assert again is applied  # nothing changed: nothing deployed
+
+        # A prompt change staged as challenger: same weights, the site's prompts, 30 %.
+        reworded = register_version(db_session, "classifier", "cls-new+v2-site",
+                                    uri=str(models.challenger_classifier_dir),
+                                    prompt_version=SITE_PROMPTS)  # fmt: skip
+        experiments.stage_challenger(session=db_session, candidate=reworded, share=0.3,
+                                     actor_id=None)  # fmt: skip
+        applied = runner._follow_once(lambda: serving_plan(db_session), options, configured,
+                                      applied)  # fmt: skip
+        assert applied["challenger_prompt_version"] == SITE_PROMPTS
+        arms = httpx.get(serve_app.url, timeout=30).json()["arms"]
+        assert arms["challenger"]["prompt_version"].startswith(f"{SITE_PROMPTS}+")
+        assert arms["champion"]["prompt_version"].startswith("v2+")
+        assert arms["challenger"]["classifier_version"] == arms["champion"]["classifier_version"]
     finally:
         serve_app.deploy()  # the session's app as it was

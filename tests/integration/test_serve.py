@@ -16,7 +16,7 @@ from PIL import Image
 from models.contracts import InferenceResult, InferenceUnavailable, RegionToExplain
 from models.serve.client import HttpInferenceClient, ping
 from tests.fixtures.serve import CHALLENGER_SHARE, ServeApp
-from tests.support import free_port, garment_photo
+from tests.support import free_port, garment_photo, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +127,8 @@ def test_reconfigure_swaps_a_version_while_requests_keep_being_served(
     worker = threading.Thread(target=keep_asking)
     worker.start()
     try:
-        time.sleep(1.0)
+        # At least one answer from the old version first; a busy machine takes a while.
+        wait_for(lambda: seen or None, timeout=60)
         # Same code, new champion classifier directory: a user_config change only.
         serve_app.deploy(classifier_dir=serve_app.models.challenger_classifier_dir)
         time.sleep(1.5)

@@ -1,12 +1,19 @@
-"""The ml role's models page: runs, the experiment, versions; promote and roll back."""
+"""The ml role's models page: runs, the experiment, versions; promote and roll back; freeze
+test items."""
 
 from __future__ import annotations
 
-import pytest
+import uuid
 
+import pytest
+from sqlalchemy import select
+
+from app.auth.tables import AuditEvent, User
+from app.learning.tables import TestSetItem, TrainingRun
 from app.registry import experiments, service
+from app.review import decisions
 from tests.integration import web_support
-from tests.integration.review_support import register_version
+from tests.integration.review_support import make_review_item, make_user, register_version
 from tests.integration.web_support import add_user, log_in, session_csrf
 
 pytestmark = pytest.mark.integration
@@ -64,3 +71,119 @@ def test_retrain_with_no_verified_samples_is_refused_with_the_reason(ml):
     ml.post("/ml/retrain", headers={"X-CSRF-Token": session_csrf(ml)})
     page = ml.get("/ml/models").text
     assert "The run was refused" in page and "samples" in page
+
+
+def passed_items(db_session, count: int) -> list[uuid.UUID]:
+    """Items a person passed: verified labels no run trained on, so a freeze may pick them."""
+    inspector = make_user(db_session)
+    ids = []
+    for _ in range(count):
+        task = make_review_item(db_session)
+        decisions.decide(session=db_session, task_id=task.id, user_id=inspector.id,
+                         verdict="pass")  # fmt: skip
+        ids.append(task.inspection_id)
+    return ids
+
+
+def frozen(db_session) -> list[TestSetItem]:
+    return list(db_session.scalars(select(TestSetItem)))
+
+
+def freeze_audits(db_session) -> list[AuditEvent]:
+    query = select(AuditEvent).where(AuditEvent.action == "test_set.freeze")
+    return list(db_session.scalars(query))
+
+
+def test_freezing_from_the_page_adds_items_says_how_many_and_is_audited(ml, db_session):
+    items = passed_items(db_session, 5)
+    assert "The test set holds 0 items; 5 verified items" in ml.get("/ml/models").text
+    csrf = session_csrf(ml)
+
+    response = ml.post("/ml/test-set/freeze", data={"count": "3", "csrf_token": csrf})
+    assert response.status_code == 303 and response.headers["location"] == "/ml/models"
+    page = ml.get("/ml/models").text
+    assert "3 items added to the test set; it now holds 3." in page
+    assert "The test set holds 3 items; 2 verified items" in page
+    me = db_session.scalar(select(User).where(User.username == "ml-en"))
+    rows = frozen(db_session)
+    assert len(rows) == 3 and {r.inspection_id for r in rows} <= set(items)
+    assert {r.added_by_id for r in rows} == {me.id}
+    [audit] = freeze_audits(db_session)
+    assert audit.actor_id == me.id and audit.details == {"asked": 3, "added": 3, "total": 3}
+
+    # Fewer eligible than asked: all of them, and the message says so.
+    ml.post("/ml/test-set/freeze", data={"count": "50", "csrf_token": csrf})
+    page = ml.get("/ml/models").text
+    assert "2 of the 50 items asked for added to the test set" in page and "holds 5." in page
+    assert {r.inspection_id for r in frozen(db_session)} == set(items)
+
+    # None left: nothing changes, nothing is audited, and the page says why.
+    ml.post("/ml/test-set/freeze", data={"count": "1", "csrf_token": csrf})
+    assert "No items added to the test set" in ml.get("/ml/models").text
+    assert len(frozen(db_session)) == 5 and len(freeze_audits(db_session)) == 2
+
+
+def test_the_flash_speaks_the_users_language(make_app, db_session):
+    add_user(db_session, role="ml", language="ko")
+    client = make_app()
+    log_in(client, "ml-ko")
+    passed_items(db_session, 2)
+    client.post("/ml/test-set/freeze", data={"count": "2", "csrf_token": session_csrf(client)})
+    assert "테스트 세트에 2건을 추가했습니다. 이제 2건입니다." in client.get("/ml/models").text
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "abc", "100001", "1.5", ""])
+def test_a_bad_count_says_what_is_wanted_and_changes_nothing(ml, db_session, count):
+    passed_items(db_session, 2)
+    response = ml.post("/ml/test-set/freeze", data={"count": count, "csrf_token": session_csrf(ml)})
+    assert response.status_code == 303
+    assert "a whole number from 1 to 10000; nothing was frozen" in ml.get("/ml/models").text
+    assert frozen(db_session) == [] and freeze_audits(db_session) == []
+
+
+def test_an_inspector_may_not_freeze(make_app, db_session):
+    add_user(db_session, role="inspector")
+    client = make_app()
+    log_in(client, "inspector-en")
+    passed_items(db_session, 2)
+    response = client.post("/ml/test-set/freeze",
+                           data={"count": "2", "csrf_token": session_csrf(client)})  # fmt: skip
+    assert response.status_code == 403
+    assert frozen(db_session) == []
+
+
+def test_freezing_needs_the_csrf_token(ml, db_session):
+    passed_items(db_session, 2)
+    assert ml.post("/ml/test-set/freeze", data={"count": "2"}).status_code == 403
+    assert frozen(db_session) == []
+
+
+def test_the_page_offers_the_prompt_versions_for_a_classifier_candidate(ml, db_session):
+    champion = register_version(db_session, "classifier", "cls-1", prompt_version="v2")
+    experiments.move_alias(session=db_session, alias="champion", version=champion,
+                           actor_id=None, why="t")  # fmt: skip
+    page = ml.get("/ml/models").text
+    assert 'action="/ml/classifier/evaluate"' in page
+    assert '<option value="v2" selected>v2</option>' in page
+    assert '<option value="v1"' not in page  # predates step 2: it cannot classify
+
+
+def test_a_classifier_candidate_with_unknown_prompts_is_refused_before_any_run(ml, db_session):
+    csrf = session_csrf(ml)
+    ml.post("/ml/classifier/evaluate", data={"prompt_version": "v404", "uri": "/m/cls"},
+            headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert "prompt version &#39;v404&#39; cannot be used" in ml.get("/ml/models").text
+    assert db_session.scalars(select(TrainingRun)).all() == []
+    ml.post("/ml/classifier/evaluate", data={"prompt_version": "v2"},
+            headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert "there is no champion classifier to start from" in ml.get("/ml/models").text
+
+
+def test_a_classifier_candidate_without_verified_crops_is_refused_and_shown(ml, db_session):
+    ml.post("/ml/classifier/evaluate", data={"prompt_version": "v2", "uri": "s3://m/<b>x</b>"},
+            headers={"X-CSRF-Token": session_csrf(ml)})  # fmt: skip
+    page = ml.get("/ml/models").text
+    assert "The run was refused: only 0 verified crops" in page
+    [run] = db_session.scalars(select(TrainingRun)).all()
+    assert run.kind == "classifier" and run.candidate["uri"] == "s3://m/<b>x</b>"
+    assert "s3://m/&lt;b&gt;x&lt;/b&gt; · v2" in page and "<b>x</b>" not in page

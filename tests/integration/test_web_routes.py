@@ -58,6 +58,8 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("POST", "/ml/retrain"): ML,
     ("POST", "/ml/models/promote"): ML,
     ("POST", "/ml/models/rollback"): ML,
+    ("POST", "/ml/test-set/freeze"): ML,
+    ("POST", "/ml/classifier/evaluate"): ML,
     ("GET", "/dashboard/patterns"): ML,
     ("GET", "/api/v1/reports/weekly"): ML,
     ("GET", "/api/v1/reports/weekly.csv"): ML,

@@ -47,6 +47,7 @@ LABELLED = {
     "dashboard.kpi": tuple(key for key, *_ in KPIS),
     "dashboard.route": ("auto_pass", "auto_reject", "audit", "review"),
     "models.arm": ("champion", "challenger"),
+    "models.run_kind": ("detector", "classifier"),
     "dashboard.csv": ("patterns", "per_class", "inspectors", "model_versions", "trend"),
 }
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
 import pytest
 from PIL import Image
 
 from app.learning.dataset import (
-    augment_config,
     counts_per_class,
     evaluation_split,
     shrink,
@@ -100,12 +100,13 @@ def test_no_frozen_item_is_ever_in_train_or_val(share: float):
 
 
 def test_rare_classes_are_lifted_even_when_a_site_sees_every_defect_type():
-    assert augment_config({"stain": 9, "hole": 1}) == AugmentConfig()
     types = [f"type{i}" for i in range(12)]
-    config = augment_config(dict.fromkeys(types, 3) | {"type0": 200})
-    assert config.min_share == pytest.approx(1 / 24)
+    config = AugmentConfig()  # the training run's; oversample lowers the unreachable target
     samples = [
         Sample(f"s{i}", Image.new("RGB", (8, 8)), (Annotation(t, Box(0, 0, 4, 4)),))
         for i, t in enumerate(types * 3 + ["type0"] * 197)
     ]
-    assert len(oversample(samples, config.min_share)) > len(samples)  # no ValueError
+    grown = oversample(samples, config.min_share)  # no ValueError
+    counts = Counter(a.label for s in grown for a in s.annotations)
+    assert len(grown) > len(samples)
+    assert min(counts.values()) / counts.total() >= 1 / 24

@@ -133,12 +133,30 @@ def test_oversampling_raises_a_rare_class_to_its_share() -> None:
     assert oversample(samples, min_share=0.2) == grown
 
 
-def test_oversampling_leaves_balanced_sets_alone_and_refuses_impossible_shares() -> None:
+def test_oversampling_leaves_balanced_sets_alone() -> None:
     balanced = [_sample("a", "stain", "hole"), _sample("b", "tear")]
     assert oversample(balanced, min_share=0.3) == balanced
     assert oversample(balanced, min_share=0.0) == balanced
-    with pytest.raises(ValueError, match="impossible"):
-        oversample(balanced, min_share=0.4)
+    # 3 x 0.4 > 1: the target falls to 1/6, which every class already has.
+    assert oversample(balanced, min_share=0.4) == balanced
+
+
+def test_oversampling_lifts_rare_classes_when_the_share_is_unreachable() -> None:
+    # Twelve classes at 10 % each would need 120 % of the boxes: the target falls to half
+    # an even share, 1/24, rather than raising or running to the cap.
+    rare = [f"type{i}" for i in range(1, 12)]
+    samples = [_sample(f"c{i:03d}", "type0") for i in range(200)]
+    samples += [_sample(f"r{i}-{label}", label) for label in rare for i in range(3)]
+    before = Counter(a.label for s in samples for a in s.annotations)
+    assert min(before[label] for label in rare) / before.total() < 1 / 24
+    grown = oversample(samples, min_share=0.1)
+    after = Counter(a.label for s in grown for a in s.annotations)
+    assert grown[: len(samples)] == samples
+    assert all(after[label] / after.total() >= 1 / 24 for label in rare)
+    assert len(grown) < 2 * len(samples)  # the target was reached, not the cap
+    assert oversample(samples, min_share=0.1) == grown
+    # The same as asking for the reachable share directly.
+    assert oversample(samples, min_share=1 / 24) == grown
 
 
 def test_oversampling_stops_at_its_cap() -> None:

@@ -2,6 +2,8 @@
 
 - loupe.train_detector(run_id): executes a queued run (sent through the outbox when the
   run was started); a second delivery of the same message finds the run taken and stops.
+- loupe.evaluate_classifier(run_id): the same for a classifier candidate (weights and
+  prompts), evaluated on verified crops and gated.
 - loupe.check_retrain_trigger: beat, hourly by default; records a trigger check and
   starts a run when it fires.
 - loupe.training_watchdog: beat, every minute; fails runs whose worker went silent.
@@ -28,6 +30,15 @@ def train_detector(run_id: int) -> str:
 
     outcome = run_training(int(run_id))
     log.info("training run %s: %s", run_id, outcome)
+    return outcome
+
+
+@celery.task(name=runs.EVALUATE_CLASSIFIER)
+def evaluate_classifier(run_id: int) -> str:
+    from app.learning.classifier import run_classifier_evaluation
+
+    outcome = run_classifier_evaluation(int(run_id))
+    log.info("classifier run %s: %s", run_id, outcome)
     return outcome
 
 

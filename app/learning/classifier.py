@@ -1,0 +1,233 @@
+"""A classifier candidate: weights and prompts, judged on verified crops like a new detector.
+
+A prompt or few-shot change is a change of model: it is evaluated on the verified crops
+(app.learning.crops) beside the champion classifier, gated on the field report's VLM
+criteria (accuracy and agreement with the inspectors, and no regression), registered as
+an immutable version (weights URI, prompt version, a hash of both) and, if it passed,
+staged as the challenger for an A/B experiment. Serve gives each arm its own prompts.
+
+start -> (worker) claim -> load crops -> refuse if the candidate is the champion ->
+evaluate candidate, then champion, on the same crops -> gate -> register -> stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.config import Settings, get_settings
+from app.db import session_scope
+from app.learning import run_steps, runs
+from app.learning.crops import load_crops
+from app.learning.progress import RunAbandoned
+from app.learning.rules import classifier_gate_rules
+from app.learning.snapshot import load_manifest
+from app.learning.tables import DatasetSnapshot, TrainingRun
+from app.policy.promotion import gate
+from app.registry.experiments import content_hash
+from app.registry.service import get_alias
+from app.storage import ObjectStore, get_store
+
+log = logging.getLogger(__name__)
+KIND = "classifier"
+MAX_URI = 1000
+# How a few-shot example names the verified crop it was cut from (app.learning.fewshot).
+EXAMPLE_SOURCE = "decision_region:"
+
+
+class BadCandidate(ValueError):
+    """The candidate cannot be evaluated: the message says why, for a person to read."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    uri: str
+    prompt_version: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"uri": self.uri, "prompt_version": self.prompt_version}
+
+
+def champion_classifier(session: Session, settings: Settings) -> Candidate | None:
+    """What serves now: the registry's champion, else the configured classifier."""
+    champion = get_alias(session=session, alias="champion", kind=KIND)
+    if champion is not None:
+        return Candidate(champion.uri, champion.prompt_version or settings.prompt_version)
+    if settings.classifier_uri:
+        return Candidate(settings.classifier_uri, settings.prompt_version)
+    return None
+
+
+def candidate_for(
+    session: Session, settings: Settings, *, uri: str = "", prompt_version: str = ""
+) -> Candidate:
+    """The candidate a person asked for; what they leave empty is the champion's."""
+    from models.prompts import load_prompts
+
+    champion = champion_classifier(session, settings)
+    uri, prompt_version = uri.strip(), prompt_version.strip()
+    if len(uri) > MAX_URI:
+        raise BadCandidate(f"the weights' URI is longer than {MAX_URI} characters")
+    if not uri and champion is None:
+        raise BadCandidate(
+            "give the candidate's weights: there is no champion classifier to start from"
+        )
+    uri = uri or champion.uri  # type: ignore[union-attr]
+    prompt_version = prompt_version or (champion.prompt_version if champion else "")
+    prompt_version = prompt_version or settings.prompt_version
+    try:
+        load_prompts(prompt_version)
+    except (ValueError, KeyError) as exc:
+        raise BadCandidate(f"prompt version {prompt_version!r} cannot be used: {exc}") from None
+    return Candidate(uri, prompt_version)
+
+
+def start_classifier_run(
+    *,
+    session: Session,
+    store: ObjectStore,
+    settings: Settings,
+    trigger: str,
+    uri: str = "",
+    prompt_version: str = "",
+    user_id: int | None = None,
+) -> TrainingRun:
+    """Check the candidate and queue its evaluation (not committed). BadCandidate or
+    runs.RunInProgress when it cannot start."""
+    candidate = candidate_for(session, settings, uri=uri, prompt_version=prompt_version)
+    champion = champion_classifier(session, settings)
+    # A crop a prompt shows as an example would flatter it: neither side is judged on one.
+    shown = example_crops(candidate.prompt_version)
+    if champion is not None:
+        shown |= example_crops(champion.prompt_version)
+    return runs.start_classifier_run(
+        session=session, store=store, settings=settings, candidate=candidate.as_dict(),
+        trigger=trigger, user_id=user_id, exclude_crops=shown,
+    )  # fmt: skip
+
+
+def example_crops(prompt_version: str) -> set[int]:
+    """The verified crops (decision_region ids) a prompt version shows as few-shot examples."""
+    from models.prompts import load_prompts
+
+    return {
+        int(e.source.removeprefix(EXAMPLE_SOURCE))
+        for e in load_prompts(prompt_version).examples
+        if e.source.startswith(EXAMPLE_SOURCE)
+    }
+
+
+def run_classifier_evaluation(
+    run_id: int, *, settings: Settings | None = None, store: ObjectStore | None = None
+) -> str:
+    """Execute a queued classifier run; returns its outcome (or why nothing was done)."""
+    settings = settings or get_settings()
+    store = store or get_store()
+    return run_steps.execute(run_id, settings, lambda: _execute(run_id, settings, store))
+
+
+def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
+    from models.loading import model_version, resolve_model_dir
+
+    with session_scope() as session:
+        run = session.get(TrainingRun, run_id)
+        if run is None or run.kind != KIND or not run.candidate:
+            raise LookupError(f"run {run_id} is not a classifier run with a candidate")
+        snapshot = session.get(DatasetSnapshot, run.snapshot_id) if run.snapshot_id else None
+        if snapshot is None:
+            raise LookupError(f"run {run_id} has no crops snapshot to evaluate on")
+        manifest = load_manifest(store=store, snapshot=snapshot)
+        candidate = Candidate(**run.candidate)
+        champion = champion_classifier(session, settings)
+    candidate_dir = Path(resolve_model_dir(candidate.uri, settings.model_cache))
+    champion_dir = Path(resolve_model_dir(champion.uri, settings.model_cache)) if champion else None
+    weights = model_version(candidate_dir)
+    if champion_dir is not None and champion is not None:
+        same_weights = weights == model_version(champion_dir)
+        if same_weights and candidate.prompt_version == champion.prompt_version:
+            reason = (
+                f"the candidate is the champion: same weights ({weights}) and prompts "
+                f"({candidate.prompt_version}); change the weights or the prompts"
+            )
+            with session_scope() as session:
+                runs.refuse_run(session=session, run_id=run_id, reasons=[reason])
+            return "refused"
+    run_steps.phase(run_id, "loading")
+    crops = load_crops(manifest, store)
+    total = len(crops) * (2 if champion_dir is not None else 1)
+    progress = _Progress(run_id, total, settings.retrain_progress_every_s)
+    metrics = _measure(candidate_dir, candidate.prompt_version, crops, settings, progress, 0)
+    metrics["evaluated_on"] = "verified_crops"
+    baseline: dict[str, Any] = {}
+    if champion_dir is not None and champion is not None:
+        # The regression check's baseline: the champion on the same crops, measured now.
+        baseline = _measure(champion_dir, champion.prompt_version, crops, settings, progress,
+                            len(crops))  # fmt: skip
+        baseline.update(uri=champion.uri, prompt_version=champion.prompt_version)
+    metrics["baseline"] = baseline
+    result = gate(metrics, baseline or None, classifier_gate_rules(settings))
+    gate_result = {"passed": result.passed, "reasons": result.reasons}
+    run_steps.phase(run_id, "registering")
+    run_steps.finish_run(
+        run_id, kind=KIND, version=f"{weights}+{candidate.prompt_version}.r{run_id}",
+        uri=candidate.uri,
+        content_hash=content_hash(candidate_dir, candidate.uri, candidate.prompt_version),
+        metrics=metrics, gate_result=gate_result,
+        run_metrics={**metrics, "candidate": candidate.as_dict()}, snapshot_id=snapshot.id,
+        prompt_version=candidate.prompt_version, settings=settings,
+    )  # fmt: skip
+    return "succeeded"
+
+
+def _measure(
+    model_dir: Path,
+    prompt_version: str,
+    crops: list[Any],
+    settings: Settings,
+    progress: _Progress,
+    offset: int,
+) -> dict[str, Any]:
+    """The production classifier (same class, same loading) on every crop."""
+    from models.classifier import QwenClassifier
+    from models.prompts import load_prompts
+    from models.training.evaluate_classifier import evaluate_classifier
+
+    classifier = QwenClassifier.load(
+        model_dir, language=settings.classifier_language,
+        prompts=load_prompts(prompt_version), device=settings.retrain_device,
+    )  # fmt: skip
+    measured = evaluate_classifier(
+        classifier.classify, crops, batch_size=settings.classifier_eval_batch_size,
+        on_batch=lambda done, _total: progress(offset + done),
+    )  # fmt: skip
+    values = measured.to_dict()
+    values["version"] = classifier.version
+    return values
+
+
+class _Progress:
+    """Crops evaluated so far, written at most every `every_s` (and at the end)."""
+
+    def __init__(self, run_id: int, total: int, every_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.run_id, self.total, self.every_s, self.clock = run_id, total, every_s, clock
+        self.started = clock()
+        self.last: float | None = None
+
+    def __call__(self, done: int) -> None:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.every_s and done < self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        eta = (self.total - done) / rate if rate else 0.0
+        alive = run_steps.progress(self.run_id, step=done, total_steps=self.total, loss=None,
+                                   eta_s=eta, epoch=None, phase="evaluating")  # fmt: skip
+        if not alive:
+            raise RunAbandoned(f"the run stopped being ours after {done} crops")
