@@ -70,8 +70,11 @@ class QwenClassifier:
         questionnaire: Questionnaire,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         reason_max_new_tokens: int = 32,
+        temperature: float = 1.0,
     ) -> None:
         self.model = model.eval()
+        # Fitted per model version on verified crops (models.calibration); 1.0 is unscaled.
+        self.temperature = temperature
         self.processor = processor
         self.version = version
         self.questionnaire = questionnaire
@@ -120,7 +123,10 @@ class QwenClassifier:
 
     @property
     def prompt_version(self) -> str:
-        return self.questionnaire.version
+        """What decided the answers besides the weights, as results record it: prompts,
+        exceptions, taxonomy and, when it scales them, the calibration temperature."""
+        version = self.questionnaire.version
+        return version if self.temperature == 1.0 else f"{version}+T{self.temperature:.3g}"
 
     @property
     def language(self) -> str:
@@ -134,8 +140,9 @@ class QwenClassifier:
         with torch.inference_mode():
             prefix = self._prefill(crops)
             return two_step.classify(
-                lambda requests: self._ask(prefix, requests), len(crops), self.questionnaire
-            )
+                lambda requests: self._ask(prefix, requests), len(crops), self.questionnaire,
+                self.temperature,
+            )  # fmt: skip
 
     def explain(
         self, crops: list[Image.Image], labels: Sequence[tuple[str, str, str]], language: str

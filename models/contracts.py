@@ -190,8 +190,10 @@ class InferenceClient(Protocol):
 @dataclass(frozen=True)
 class ModelPair:
     """The models of one arm: a detector (or "" to run classifier-only) and a classifier,
-    with its prompt version ("" for the app's default): prompts are part of the model."""
+    with its prompt version ("" for the app's default) and calibration temperature: both
+    are part of the model version."""
 
     detector_uri: str
     classifier_uri: str
     prompt_version: str = ""
+    temperature: float = 1.0

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from models.calibration import temper
 from models.contracts import Classification, ExceptionAnswer
 from models.exceptions import NO, YES, ExceptionSet, apply_exceptions
 from models.prompts import Prompts, PromptSet
@@ -90,8 +91,11 @@ class Questionnaire:
         return self.taxonomy.defect_type(key).name(self.language)
 
 
-def classify(ask: Ask, crop_count: int, questionnaire: Questionnaire) -> list[Classification]:
-    """Runs both steps for `crop_count` crops with two calls to `ask`."""
+def classify(
+    ask: Ask, crop_count: int, questionnaire: Questionnaire, temperature: float = 1.0
+) -> list[Classification]:
+    """Runs both steps for `crop_count` crops with two calls to `ask`; the final type
+    distribution is scaled by the model version's `temperature` (models.calibration)."""
     types = ask([(i, questionnaire.step1()) for i in range(crop_count)])
     candidates: dict[int, str] = {}
     errors: dict[int, str] = {}
@@ -114,7 +118,9 @@ def classify(ask: Ask, crop_count: int, questionnaire: Questionnaire) -> list[Cl
             results.append(Classification.failed(errors[i]))
             continue
         try:
-            results.append(_combine(types[i], candidates[i], answers[i], questionnaire))
+            results.append(
+                _combine(types[i], candidates[i], answers[i], questionnaire, temperature)
+            )
         except UninterpretableOutput as exc:
             results.append(Classification.failed(f"step 2: {exc}", candidates[i]))
     return results
@@ -125,6 +131,7 @@ def _combine(
     candidate: str,
     answers: dict[str, dict[str, float]],
     questionnaire: Questionnaire,
+    temperature: float = 1.0,
 ) -> Classification:
     severities = checked(answers[SEVERITY])
     severity, severity_probability = best_choice(severities)
@@ -134,6 +141,8 @@ def _combine(
         if key != SEVERITY
     )
     label, final = apply_exceptions(types, candidate, list(exceptions))
+    # Calibrated last: routing reads this distribution, and scaling never changes its winner.
+    final = temper(final, temperature)
     return Classification(
         defect_type=label,
         type_probability=final[label],

@@ -110,6 +110,12 @@ def classifier_metrics_lines(metrics: dict[str, Any]) -> list[str]:
         f"metrics on {metrics.get('crops', '?')} verified crops: "
         + ", ".join(f"{name} {_number(metrics.get(name))}" for name in CLASSIFIER_HEADLINE)
     ]
+    if metrics.get("temperature") is not None:
+        lines.append(
+            f"calibration: temperature {metrics['temperature']:.3f} (served with the version); "
+            f"calibration error {_number(metrics.get('calibration_error'))} unscaled, "
+            f"{_number(metrics.get('calibrated_error'))} scaled (cross-fitted)"
+        )
     if metrics.get("failed"):
         lines.append(f"note: {metrics['failed']} crops could not be classified (counted wrong)")
     for name, values in sorted(metrics.get("per_class", {}).items()):

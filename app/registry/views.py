@@ -30,7 +30,10 @@ router = APIRouter(tags=["models"])
 
 FLASH_KEY = "models_flash"
 # The figures the versions table shows for each kind of model.
-HEADLINE = {"detector": ("map50", "precision", "recall"), "classifier": CLASSIFIER_HEADLINE[:2]}
+HEADLINE = {
+    "detector": ("map50", "precision", "recall"),
+    "classifier": (*CLASSIFIER_HEADLINE[:2], "temperature"),
+}
 MAX_VERSIONS = 50
 FREEZE_DEFAULT = 50
 FREEZE_MAX = 10_000

@@ -196,6 +196,7 @@ class AppSettings:
                 **classifier,
                 "model_dir": pair.classifier_uri,
                 "prompt_version": pair.prompt_version or self.prompt_version,
+                "temperature": pair.temperature,
             }
         return configs
 

@@ -92,7 +92,8 @@ class Classifier:
     async def reconfigure(self, config: dict[str, Any]) -> None:
         _set_batching(self.classify, config)
         _set_batching(self.explain, config)
-        keys = ("model_dir", "language", "prompt_version", "max_pixels", "reason_max_new_tokens")
+        keys = ("model_dir", "language", "prompt_version", "temperature", "max_pixels",
+                "reason_max_new_tokens")  # fmt: skip
         settings = {key: config[key] for key in keys if key in config}
         if settings != self.settings:
             self.model = await asyncio.to_thread(_load_classifier, settings, self.device)
@@ -135,7 +136,8 @@ def _load_classifier(settings: dict[str, Any], device: str) -> Any:
     from models.classifier import QwenClassifier
     from models.prompts import load_prompts
 
-    options = {k: settings[k] for k in ("max_pixels", "reason_max_new_tokens") if k in settings}
+    names = ("max_pixels", "reason_max_new_tokens", "temperature")
+    options = {k: settings[k] for k in names if k in settings}
     return QwenClassifier.load(
         settings["model_dir"],
         language=settings.get("language", "en"),

@@ -77,6 +77,8 @@ def deploy(
     challenger_classifier_dir: str | Path | None = None,
     classifier_prompt_version: str | None = None,
     challenger_prompt_version: str | None = None,
+    classifier_temperature: float | None = None,
+    challenger_temperature: float | None = None,
     route_prefix: str = "/inspection",
     app_name: str = APP_NAME,
     **settings: Any,
@@ -84,8 +86,9 @@ def deploy(
     """Deploys the app on a running Serve, or updates the one deployed before.
 
     Each arm's classifier may have its own prompts (`classifier_prompt_version`,
-    `challenger_prompt_version`; empty for `prompt_version`, the app's default): a prompt
-    change is tried as a challenger like new weights.
+    `challenger_prompt_version`; empty for `prompt_version`, the app's default) and
+    calibration temperature (None for 1.0): a prompt change is tried as a challenger like
+    new weights.
 
     It deploys a Serve config (what `serve deploy` and KubeRay apply): the app builder and
     which deployments exist are its code, everything else is `user_config`. So a second
@@ -101,15 +104,15 @@ def deploy(
     from models.serve.app import AppSettings, serve_config
 
     champion = ModelPair(
-        str(detector_dir or ""), str(classifier_dir), classifier_prompt_version or ""
-    )
+        str(detector_dir or ""), str(classifier_dir), classifier_prompt_version or "",
+        classifier_temperature or 1.0,
+    )  # fmt: skip
     challenger = None
     if challenger_classifier_dir:
         challenger = ModelPair(
-            str(challenger_detector_dir or ""),
-            str(challenger_classifier_dir),
-            challenger_prompt_version or "",
-        )
+            str(challenger_detector_dir or ""), str(challenger_classifier_dir),
+            challenger_prompt_version or "", challenger_temperature or 1.0,
+        )  # fmt: skip
     app_settings = AppSettings(champion=champion, challenger=challenger, **settings)
     client = _get_global_client()
     # Every application is listed: a config replaces the whole set of deployed apps.
@@ -162,7 +165,8 @@ START_ONLY = ("host", "port", "num_cpus")
 # The model choice a `follow` callback may change while serving (deploy's arguments).
 FOLLOWED = (
     "detector_dir", "classifier_dir", "challenger_detector_dir", "challenger_classifier_dir",
-    "classifier_prompt_version", "challenger_prompt_version", "challenger_share", "experiment",
+    "classifier_prompt_version", "challenger_prompt_version", "classifier_temperature",
+    "challenger_temperature", "challenger_share", "experiment",
 )  # fmt: skip
 
 

@@ -139,13 +139,13 @@ GATE_PASSED = {"passed": True, "reasons": ["pass: map50 0.9000 (minimum 0.85)"]}
 
 
 def register_version(session: Session, kind: str, name: str, uri: str | None = None,
-                     gate: dict | None = GATE_PASSED,
-                     prompt_version: str | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
+                     gate: dict | None = GATE_PASSED, prompt_version: str | None = None,
+                     metrics: dict | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
     """A model version in the registry at /models/<name> (or `uri`), its gate passed."""
     from app.registry import service
 
     return service.register_model_version(
         session=session, kind=kind, version=name, uri=uri or f"/models/{name}",
-        content_hash=name.ljust(64, "0")[:64], metrics={"map50": 0.9}, gate=gate,
+        content_hash=name.ljust(64, "0")[:64], metrics=metrics or {"map50": 0.9}, gate=gate,
         prompt_version=prompt_version,
     )  # fmt: skip

@@ -141,6 +141,10 @@ def test_a_prompt_change_is_evaluated_gated_registered_and_staged(
     assert plan["classifier_prompt_version"] == "v2"
     assert plan["challenger_classifier_dir"] == str(tiny_classifier)
     assert plan["challenger_prompt_version"] == "v2-site"
+    # Served with the temperature fitted on the crops; the champion was never calibrated.
+    assert 0.05 <= metrics["temperature"] <= 20.0
+    assert plan["challenger_temperature"] == pytest.approx(metrics["temperature"])
+    assert plan["classifier_temperature"] is None
     # Evaluating a classifier trains no detector: the detector's trigger is unaffected.
     assert _last_trained_decision(committed_db) is None
 

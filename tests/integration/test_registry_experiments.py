@@ -43,6 +43,7 @@ def test_a_candidate_is_staged_as_challenger_and_serving_follows(db_session, reg
     assert serving_plan(db_session) == {
         "detector_dir": "/models/det-1", "classifier_dir": "/models/cls-1",
         "classifier_prompt_version": None, "challenger_prompt_version": None,
+        "classifier_temperature": None, "challenger_temperature": None,
         "challenger_detector_dir": None, "challenger_classifier_dir": None,
         "challenger_share": 0.0, "experiment": "",
     }  # fmt: skip
@@ -150,17 +151,21 @@ def test_serve_follows_the_registry_without_a_restart(db_session, serve_app: Ser
         again = runner._follow_once(lambda: serving_plan(db_session), options, configured, applied)
         assert again is applied  # nothing changed: nothing deployed
 
-        # A prompt change staged as challenger: same weights, the site's prompts, 30 %.
+        # A prompt change staged as challenger: same weights, the site's prompts and the
+        # temperature fitted with them, 30 %.
         reworded = register_version(db_session, "classifier", "cls-new+v2-site",
                                     uri=str(models.challenger_classifier_dir),
-                                    prompt_version=SITE_PROMPTS)  # fmt: skip
+                                    prompt_version=SITE_PROMPTS,
+                                    metrics={"accuracy": 0.9, "temperature": 1.5})  # fmt: skip
         experiments.stage_challenger(session=db_session, candidate=reworded, share=0.3,
                                      actor_id=None)  # fmt: skip
         applied = runner._follow_once(lambda: serving_plan(db_session), options, configured,
                                       applied)  # fmt: skip
         assert applied["challenger_prompt_version"] == SITE_PROMPTS
+        assert applied["challenger_temperature"] == 1.5
         arms = httpx.get(serve_app.url, timeout=30).json()["arms"]
         assert arms["challenger"]["prompt_version"].startswith(f"{SITE_PROMPTS}+")
+        assert arms["challenger"]["prompt_version"].endswith("+T1.5")
         assert arms["champion"]["prompt_version"].startswith("v2+")
         assert arms["challenger"]["classifier_version"] == arms["champion"]["classifier_version"]
     finally:

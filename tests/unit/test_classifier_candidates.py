@@ -153,7 +153,8 @@ def test_each_arm_gets_its_own_prompts_in_serves_configuration():
 def test_a_classifier_runs_metrics_read_as_accuracy_and_agreement():
     metrics = json.loads(json.dumps({
         "evaluated_on": "verified_crops", "crops": 40, "accuracy": 0.9, "human_agreement": 0.95,
-        "severity_accuracy": 0.8, "calibration_error": 0.05, "failed": 2,
+        "severity_accuracy": 0.8, "calibration_error": 0.05, "failed": 2, "temperature": 1.5,
+        "calibrated_error": 0.03,
         "per_class": {"stain": {"support": 10, "predicted": 12, "recall": 0.9, "precision": 0.75}},
         "baseline": {"version": "cls-1", "prompt_version": "v2", "accuracy": 0.85,
                      "human_agreement": 0.9, "severity_accuracy": 0.8, "calibration_error": 0.1},
@@ -163,6 +164,10 @@ def test_a_classifier_runs_metrics_read_as_accuracy_and_agreement():
         "metrics on 40 verified crops: accuracy 0.9000, human_agreement 0.9500, "
         "severity_accuracy 0.8000, calibration_error 0.0500"
     )
-    assert "2 crops could not be classified" in lines[1]
-    assert "stain" in lines[2] and "(10 crops)" in lines[2]
-    assert lines[3].startswith("baseline cls-1 with prompts v2: accuracy 0.8500")
+    assert lines[1] == (
+        "calibration: temperature 1.500 (served with the version); calibration error 0.0500 "
+        "unscaled, 0.0300 scaled (cross-fitted)"
+    )
+    assert "2 crops could not be classified" in lines[2]
+    assert "stain" in lines[3] and "(10 crops)" in lines[3]
+    assert lines[4].startswith("baseline cls-1 with prompts v2: accuracy 0.8500")
