@@ -56,8 +56,10 @@ def pick_examples(
             raise FewShotProblem(f"{answer}: between 0 and {MAX_PER_TYPE} examples, not {count}")
     rank = func.row_number().over(partition_by=DecisionRegion.defect_type, order_by=hash_order())
     ranked = verified_crops().add_columns(rank.label("rank")).subquery()
+    wanted = [t for t, n in counts.items() if n]
+    most = max(counts.values(), default=0)
     rows = session.execute(
-        select(ranked).where(ranked.c.defect_type.in_([t for t, n in counts.items() if n]))
+        select(ranked).where(ranked.c.defect_type.in_(wanted), ranked.c.rank <= most)
     ).all()
     picked = [r for r in rows if r.rank <= counts[r.defect_type]]
     picked.sort(key=lambda r: (list(counts).index(r.defect_type), r.rank))

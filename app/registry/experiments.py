@@ -94,7 +94,7 @@ def content_hash(path: Path, uri: str, prompt_version: str | None = None) -> str
     digest.update(json.dumps(manifest_of(path), sort_keys=True).encode() if path.is_dir()
                   else uri.encode())  # fmt: skip
     if prompt_version:
-        digest.update(load_prompts(prompt_version).content_hash.encode())
+        digest.update(load_prompts(prompt_version).content_hash().encode())
     return digest.hexdigest()
 
 

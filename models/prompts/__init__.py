@@ -82,8 +82,15 @@ class Prompts:
     version: str
     languages: dict[str, PromptSet]
     examples: tuple[FewShotExample, ...] = ()
-    # sha256 of the file and its example images: what a registered version pins.
-    content_hash: str = ""
+    path: Path | None = None  # the file it was read from
+
+    def content_hash(self) -> str:
+        """sha256 of the file and its example images: what a registered version pins. Read
+        on demand: listing versions must not read every example image."""
+        digest = hashlib.sha256(self.path.read_bytes() if self.path else b"")
+        for example in self.examples:
+            digest.update(example.image_path.read_bytes())
+        return digest.hexdigest()
 
     def for_language(self, language: str) -> PromptSet:
         try:
@@ -103,8 +110,7 @@ def load_prompts(version: str = DEFAULT_VERSION) -> Prompts:
     """Reads `<version>.json` from prompt_dirs() (or a path to a prompts file) and checks
     every language, field and example."""
     path = prompt_path(version)
-    raw = path.read_bytes()
-    data = json.loads(raw.decode("utf-8"))
+    data = json.loads(path.read_text(encoding="utf-8"))
     if not version.endswith(".json") and str(data.get("version")) != version:
         # Results record the file's version; serving loads by name: the two must agree.
         raise ValueError(f"{path} says it is version {data.get('version')!r}, not {version!r}")
@@ -113,11 +119,8 @@ def load_prompts(version: str = DEFAULT_VERSION) -> Prompts:
     if missing:
         raise ValueError(f"prompts {version} lack languages {missing}")
     examples = tuple(_example(path.parent, item) for item in data.get("examples", []))
-    digest = hashlib.sha256(raw)
-    for example in examples:
-        digest.update(example.image_path.read_bytes())
     return Prompts(version=str(data["version"]), languages=languages, examples=examples,
-                   content_hash=digest.hexdigest())  # fmt: skip
+                   path=path)  # fmt: skip
 
 
 def prompt_path(version: str) -> Path:

@@ -118,10 +118,10 @@ def test_a_sites_prompt_directory_is_searched_first(tmp_path: Path, monkeypatch)
 def test_the_content_hash_pins_the_wording_and_the_example_images(tmp_path: Path, monkeypatch):
     monkeypatch.setenv(SITE_DIR_VARIABLE, str(tmp_path))
     site_prompts(tmp_path, "v2-site")
-    before = load_prompts("v2-site").content_hash
-    assert len(before) == 64 and before != load_prompts("v2").content_hash
+    before = load_prompts("v2-site").content_hash()
+    assert len(before) == 64 and before != load_prompts("v2").content_hash()
     Image.new("RGB", (56, 56), (0, 0, 0)).save(tmp_path / "examples" / "stain-1.png")
-    assert load_prompts("v2-site").content_hash != before
+    assert load_prompts("v2-site").content_hash() != before
 
 
 def test_a_file_must_call_itself_by_its_name_and_names_cannot_be_paths(tmp_path, monkeypatch):
