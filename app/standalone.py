@@ -347,8 +347,9 @@ class Stack:
                  "--detector-threshold", str(s.detector_threshold),
                  "--max-regions", str(s.detector_max_regions),
                  "--language", s.classifier_language]  # fmt: skip
+        # One machine, one worker for both queues (a site splits them: docker-compose.yml).
         worker = [py, "-m", "celery", "-A", "workers.celery_app", "worker", "-B",
-                  "--pool=threads", "--concurrency=4", "--loglevel=INFO",
+                  "-Q", "celery,training", "--pool=threads", "--concurrency=4", "--loglevel=INFO",
                   "-s", str(self.var_dir / "celerybeat-schedule")]  # fmt: skip
         relay = [py, "-m", "workers.relay"]
         web = [py, "-m", "uvicorn", "app.web:create_app", "--factory",

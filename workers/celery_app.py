@@ -8,6 +8,12 @@ from app.config import get_settings
 from workers.schedule import BEAT_SCHEDULE
 
 settings = get_settings()
+# Training and classifier evaluations run for minutes to hours and want the accelerator:
+# they have a queue of their own, so a site gives them their own worker (compose's
+# `trainer`) and a long run never holds a slot that inspections are waiting for.
+INFERENCE_QUEUE = "celery"  # Celery's default queue: everything else
+TRAINING_QUEUE = "training"
+TRAINING_TASKS = ("loupe.train_detector", "loupe.evaluate_classifier")
 
 celery = Celery(
     "loupe",
@@ -32,4 +38,6 @@ celery.conf.update(
     beat_schedule=BEAT_SCHEDULE,
     timezone="UTC",
     worker_hijack_root_logger=False,
+    task_default_queue=INFERENCE_QUEUE,
+    task_routes={name: {"queue": TRAINING_QUEUE} for name in TRAINING_TASKS},
 )
