@@ -35,7 +35,10 @@ EVALUATE_CLASSIFIER = "loupe.evaluate_classifier"
 # One key for "the training slot"; any bigint works as long as nothing else uses it.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"loupe:training_run").digest()[:8], "big", signed=True)
 STALE_ERROR = "worker stopped responding (no heartbeat for {seconds:.0f} s); the run was abandoned"
-UNCLAIMED_ERROR = "no worker took the run within {seconds:.0f} s (is a Celery worker running?)"
+UNCLAIMED_ERROR = (
+    "no worker took the run within {seconds:.0f} s (is a Celery worker on the 'training' queue "
+    "running? compose's `trainer`)"
+)
 
 
 class RunInProgress(RuntimeError):

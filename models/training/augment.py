@@ -79,7 +79,7 @@ def oversample(samples: Sequence[Sample], min_share: float, max_extra: float = 3
     counts = _box_counts(samples)
     if not counts or min_share <= 0:
         return list(samples)
-    min_share = _reachable_share(min_share, len(counts))
+    min_share = reachable_share(min_share, len(counts))
     pools = {label: _richest_first(samples, label) for label in counts}
     picked = dict.fromkeys(counts, 0)
     result = list(samples)
@@ -160,7 +160,7 @@ def _xyxy(box: Box) -> tuple[float, float, float, float]:
     return box.x1, box.y1, box.x2, box.y2
 
 
-def _reachable_share(min_share: float, classes: int) -> float:
+def reachable_share(min_share: float, classes: int) -> float:
     """min_share where every class can have it, else half an even share.
 
     Every class at min_share needs min_share x classes <= 1, and such targets are kept as

@@ -24,7 +24,13 @@ import torch
 from PIL import Image
 
 from models.detector import RTDetrDetector
-from models.training.augment import AugmentConfig, Augmenter, oversample, rare_classes
+from models.training.augment import (
+    AugmentConfig,
+    Augmenter,
+    oversample,
+    rare_classes,
+    reachable_share,
+)
 from models.training.data import label_ids, make_batch
 from models.training.synthetic import Annotation, Sample
 
@@ -85,7 +91,7 @@ def train_detector(
     record = {
         "init": detector.version,
         **asdict(settings),
-        "augment": asdict(augment) if augment else None,
+        "augment": _augment_record(augment, samples),
         "samples": len(pool),
         "final_loss": losses[-1],
         "seconds": round(seconds, 1),
@@ -161,6 +167,15 @@ def _check_request(samples: Sequence[Sample], steps: int, batch_size: int, out: 
         raise ValueError("no labelled boxes to train on")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} already holds files; a model version is never overwritten")
+
+
+def _augment_record(augment: AugmentConfig | None, samples: Sequence[Sample]) -> dict | None:
+    """The augmentation as applied: with the rare-class share oversample actually aimed at,
+    which is lower than configured when many classes make the configured one unreachable."""
+    if augment is None:
+        return None
+    classes = len({a.label for s in samples for a in s.annotations})
+    return {**asdict(augment), "min_share": reachable_share(augment.min_share, classes)}
 
 
 def _training_pool(

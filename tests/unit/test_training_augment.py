@@ -166,3 +166,14 @@ def test_oversampling_stops_at_its_cap() -> None:
     ]
     grown = oversample(samples, min_share=0.5, max_extra=2.0)
     assert len(grown) == len(samples) * 3
+
+
+def test_a_models_record_says_which_rare_class_share_oversampling_aimed_at():
+    from models.training.train import _augment_record
+
+    labels = [f"type{i}" for i in range(12)]
+    samples = [Sample(f"s{i}", Image.new("RGB", (8, 8)), (Annotation(t, Box(0, 0, 4, 4)),))
+               for i, t in enumerate(labels)]  # fmt: skip
+    assert _augment_record(AugmentConfig(), samples)["min_share"] == pytest.approx(1 / 24)
+    assert _augment_record(AugmentConfig(), samples[:4])["min_share"] == 0.1
+    assert _augment_record(None, samples) is None
