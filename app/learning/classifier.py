@@ -42,7 +42,15 @@ EXAMPLE_SOURCE = "decision_region:"
 
 
 class BadCandidate(ValueError):
-    """The candidate cannot be evaluated: the message says why, for a person to read."""
+    """The candidate cannot be evaluated: the message says why, for a person to read.
+
+    `reason` and `params` name the same message in the UI catalogues
+    (`models.bad_candidate.<reason>`), for a page in the reader's language.
+    """
+
+    def __init__(self, reason: str, message: str, **params: object) -> None:
+        super().__init__(message)
+        self.reason, self.params = reason, params
 
 
 @dataclass(frozen=True)
@@ -73,10 +81,13 @@ def candidate_for(
     champion = champion_classifier(session, settings)
     uri, prompt_version = uri.strip(), prompt_version.strip()
     if len(uri) > MAX_URI:
-        raise BadCandidate(f"the weights' URI is longer than {MAX_URI} characters")
+        raise BadCandidate(
+            "uri_too_long", f"the weights' URI is longer than {MAX_URI} characters", max=MAX_URI
+        )
     if not uri and champion is None:
         raise BadCandidate(
-            "give the candidate's weights: there is no champion classifier to start from"
+            "no_champion",
+            "give the candidate's weights: there is no champion classifier to start from",
         )
     uri = uri or champion.uri  # type: ignore[union-attr]
     prompt_version = prompt_version or (champion.prompt_version if champion else "")
@@ -84,7 +95,10 @@ def candidate_for(
     try:
         load_prompts(prompt_version)
     except (ValueError, KeyError) as exc:
-        raise BadCandidate(f"prompt version {prompt_version!r} cannot be used: {exc}") from None
+        raise BadCandidate(
+            "prompts", f"prompt version {prompt_version!r} cannot be used: {exc}",
+            version=prompt_version, error=str(exc),
+        ) from None  # fmt: skip
     return Candidate(uri, prompt_version)
 
 

@@ -84,7 +84,7 @@ def retrain_now(request: Request, session: SessionDep, user: MlDep) -> Response:
                              trigger="page", user_id=user.id)  # fmt: skip
     except runs.RunInProgress as exc:
         session.rollback()
-        return _back(request, str(exc))
+        return _back(request, t("models.run_in_progress", run=exc.run_id))
     session.commit()
     if run.status == "refused":
         return _back(request, t("models.refused", reasons="; ".join(run.refusal_reasons)))
@@ -106,9 +106,12 @@ def evaluate_classifier(
             session=session, store=get_store(), settings=get_settings(), trigger="page",
             uri=uri, prompt_version=prompt_version, user_id=user.id,
         )  # fmt: skip
-    except (runs.RunInProgress, classifier.BadCandidate) as exc:
+    except runs.RunInProgress as exc:
         session.rollback()
-        return _back(request, str(exc))
+        return _back(request, t("models.run_in_progress", run=exc.run_id))
+    except classifier.BadCandidate as exc:
+        session.rollback()
+        return _back(request, t(f"models.bad_candidate.{exc.reason}", **exc.params))
     session.commit()
     if run.status == "refused":
         return _back(request, t("models.refused", reasons="; ".join(run.refusal_reasons)))

@@ -172,7 +172,7 @@ def test_a_classifier_candidate_with_unknown_prompts_is_refused_before_any_run(m
     csrf = session_csrf(ml)
     ml.post("/ml/classifier/evaluate", data={"prompt_version": "v404", "uri": "/m/cls"},
             headers={"X-CSRF-Token": csrf})  # fmt: skip
-    assert "prompt version &#39;v404&#39; cannot be used" in ml.get("/ml/models").text
+    assert "Prompt version &#39;v404&#39; cannot be used" in ml.get("/ml/models").text
     assert db_session.scalars(select(TrainingRun)).all() == []
     ml.post("/ml/classifier/evaluate", data={"prompt_version": "v2"},
             headers={"X-CSRF-Token": csrf})  # fmt: skip
@@ -187,3 +187,21 @@ def test_a_classifier_candidate_without_verified_crops_is_refused_and_shown(ml, 
     [run] = db_session.scalars(select(TrainingRun)).all()
     assert run.kind == "classifier" and run.candidate["uri"] == "s3://m/<b>x</b>"
     assert "s3://m/&lt;b&gt;x&lt;/b&gt; · v2" in page and "<b>x</b>" not in page
+
+
+def test_a_refused_candidate_and_a_busy_slot_are_explained_in_the_users_language(
+    make_app, db_session
+):
+    add_user(db_session, role="ml", language="ko")
+    client = make_app()
+    log_in(client, "ml-ko")
+    csrf = session_csrf(client)
+    client.post("/ml/classifier/evaluate", data={"prompt_version": "v2"},
+                headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert "기준이 될 챔피언 분류기가 없습니다" in client.get("/ml/models").text
+    db_session.add(TrainingRun(status="queued", trigger="page", refusal_reasons=[],
+                               metrics={}, phase="queued"))  # fmt: skip
+    db_session.commit()
+    client.post("/ml/classifier/evaluate", data={"prompt_version": "v2", "uri": "/m/cls"},
+                headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert "한 번에 하나만 실행할 수 있습니다" in client.get("/ml/models").text

@@ -48,6 +48,7 @@ LABELLED = {
     "dashboard.route": ("auto_pass", "auto_reject", "audit", "review"),
     "models.arm": ("champion", "challenger"),
     "models.run_kind": ("detector", "classifier"),
+    "models.bad_candidate": ("uri_too_long", "no_champion", "prompts"),
     "dashboard.csv": ("patterns", "per_class", "inspectors", "model_versions", "trend"),
 }
 
