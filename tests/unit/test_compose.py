@@ -72,3 +72,17 @@ def test_training_has_a_queue_and_a_worker_of_its_own():
     worker, trainer = services["worker"]["command"], services["trainer"]["command"]
     assert worker[worker.index("-Q") + 1] == INFERENCE_QUEUE
     assert trainer[trainer.index("-Q") + 1] == TRAINING_QUEUE
+
+
+def test_every_process_that_reads_prompts_sees_the_sites_prompt_directory():
+    """A prompt version written by `loupe prompts few-shot` in the web container must be
+    the one the trainer evaluates and Serve loads."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    directory = compose["x-loupe-env"]["LOUPE_PROMPTS_DIR"]
+    for name in ("web", "worker", "trainer", "ray"):
+        service = compose["services"][name]
+        assert service["environment"]["LOUPE_PROMPTS_DIR"] == directory, name
+        mounts = [v.split(":")[:2] for v in service["volumes"]]
+        assert ["prompts", directory] in mounts, name
