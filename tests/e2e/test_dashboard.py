@@ -18,7 +18,7 @@ from app.dashboard.weeks import Week
 from app.db import utcnow
 from app.feedback.tables import WeeklyReport
 from app.storage import LocalStore
-from tests.e2e.test_review_flow import ARTIFACTS, browser  # noqa: F401 (fixture)
+from tests.e2e.test_review_flow import ARTIFACTS, browser, logged_in  # noqa: F401 (fixture)
 from tests.integration.feedback_support import seed_history
 from tests.support import garment_photo, wait_for
 
@@ -47,14 +47,7 @@ def test_the_ml_team_reads_the_weekly_dashboard(live_stack, browser):  # noqa: F
         session.commit()
     engine.dispose()
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{live_stack.base_url}/login")
-    page.fill("input[name=username]", "ml")
-    page.fill("input[name=password]", live_stack.password("ml"))
-    page.keyboard.press("Enter")
+    page, errors = logged_in(browser, live_stack, "ml")
     page.wait_for_url("**/dashboard")  # the ml role lands on its dashboard
     last_week = str(this_week.shifted(-1))
     assert last_week in page.inner_text("h1")

@@ -17,7 +17,7 @@ from app.learning.tables import TrainingRun
 from app.registry.tables import ModelVersion
 from app.storage import LocalStore
 from models.training.synthetic import make_dataset
-from tests.e2e.test_review_flow import ARTIFACTS, browser  # noqa: F401 (fixture)
+from tests.e2e.test_review_flow import ARTIFACTS, browser, logged_in  # noqa: F401 (fixture)
 from tests.fixtures.stack import SITE_PROMPTS
 from tests.integration.learning_support import make_user, seed_many
 
@@ -32,14 +32,7 @@ def test_the_ml_team_evaluates_a_new_prompt_version(live_stack, browser):  # noq
                   false_alarm="stain")  # fmt: skip
         session.commit()
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{live_stack.base_url}/login")
-    page.fill("input[name=username]", "ml")
-    page.fill("input[name=password]", live_stack.password("ml"))
-    page.keyboard.press("Enter")
+    page, errors = logged_in(browser, live_stack, "ml")
     page.wait_for_url("**/dashboard")
     page.goto(f"{live_stack.base_url}/ml/models")
     # The dashboard test leaves the ml user reading Korean.

@@ -50,6 +50,19 @@ def browser():
         browser.close()
 
 
+def logged_in(browser, stack, username: str):  # type: ignore[no-untyped-def]
+    """A page signed in as `username`, and the list its script errors will go to."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{stack.base_url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", stack.password(username))
+    page.keyboard.press("Enter")
+    return page, errors
+
+
 def upload(stack, external_id: str, seed: int) -> str:
     response = httpx.post(
         f"{stack.base_url}/api/v1/inspections",
