@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
-from app.auth.deps import MlDep
+from app.auth.deps import MlDep, is_htmx
 from app.auth.tables import AuditEvent
 from app.config import get_settings
 from app.db import SessionDep, utcnow
@@ -42,16 +42,23 @@ FREEZE_MAX = 10_000
 @router.get("/ml/models", name="ml_models")
 def models_page(request: Request, session: SessionDep, user: MlDep) -> Response:
     """Everything about serving models on one page; the runs block refreshes itself."""
-    experiment = service.running_experiment(session=session)
-    aliases: dict[int, list[str]] = {}
-    for row in session.scalars(select(ModelAlias)):
-        aliases.setdefault(row.model_version_id, []).append(row.alias)
-    champion = classifier.champion_classifier(session, get_settings())
     context = {
         "user": user,
         "now": utcnow(),
         "runs": runs.recent_runs(session=session, limit=10),
         "active": runs.active_run(session=session),
+    }
+    if is_htmx(request):
+        # The runs block polls itself every 2 s while a run is active: it reads the runs
+        # only, not the test set's counts or the experiment's agreement, which grow with
+        # the site's history.
+        return render(request, "ml_models.html", context, block="runs")
+    experiment = service.running_experiment(session=session)
+    aliases: dict[int, list[str]] = {}
+    for row in session.scalars(select(ModelAlias)):
+        aliases.setdefault(row.model_version_id, []).append(row.alias)
+    champion = classifier.champion_classifier(session, get_settings())
+    context |= {
         "experiment": experiment,
         "arms": experiments.arm_agreement(session, experiment) if experiment else None,
         "versions": session.scalars(

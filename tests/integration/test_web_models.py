@@ -205,3 +205,32 @@ def test_a_refused_candidate_and_a_busy_slot_are_explained_in_the_users_language
     client.post("/ml/classifier/evaluate", data={"prompt_version": "v2", "uri": "/m/cls"},
                 headers={"X-CSRF-Token": csrf})  # fmt: skip
     assert "한 번에 하나만 실행할 수 있습니다" in client.get("/ml/models").text
+
+
+def test_the_polling_runs_block_reads_the_runs_only(ml, db_session):
+    """While a run is active the page asks for its runs block every 2 s; that must not
+    recount the test set or re-measure the experiment, which grow with the site."""
+    from sqlalchemy import event
+
+    from tests.integration.web_support import HTMX
+
+    passed_items(db_session, 3)
+    db_session.add(TrainingRun(status="queued", trigger="page", refusal_reasons=[],
+                               metrics={}, phase="queued"))  # fmt: skip
+    db_session.commit()
+    statements: list[str] = []
+    engine = db_session.get_bind().engine
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        block = ml.get("/ml/models", headers=HTMX).text
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert 'id="runs"' in block and 'hx-trigger="every 2s"' in block
+    assert "test-set" not in block and "classifier-candidate" not in block
+    queries = [s for s in statements if "SAVEPOINT" not in s]
+    assert not any("test_set_item" in s or "trained_item" in s for s in queries), queries
+    assert len(queries) <= 3, queries  # the user, the recent runs, the active run
