@@ -59,6 +59,8 @@ def test_the_ml_team_evaluates_a_new_prompt_version(live_stack, browser):  # noq
         registered = session.get(ModelVersion, run.model_version_id)
         assert registered.prompt_version == SITE_PROMPTS and registered.gate["passed"]
 
+    # The count of freezable items arrives after the page, by itself.
+    page.locator("#test-set-eligible", has_text="verified items").wait_for(timeout=30_000)
     page.locator("#test-set input[name=count]").fill("2")
     page.locator("#test-set button[type=submit]").click()
     page.wait_for_url("**/ml/models")

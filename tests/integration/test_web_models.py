@@ -94,16 +94,24 @@ def freeze_audits(db_session) -> list[AuditEvent]:
     return list(db_session.scalars(query))
 
 
+def eligible(client) -> str:  # type: ignore[no-untyped-def]
+    """The count the page loads after it is shown."""
+    page = client.get("/ml/models").text
+    assert 'hx-get="/ml/test-set/eligible" hx-trigger="load"' in page
+    return client.get("/ml/test-set/eligible", headers={"HX-Request": "true"}).text
+
+
 def test_freezing_from_the_page_adds_items_says_how_many_and_is_audited(ml, db_session):
     items = passed_items(db_session, 5)
-    assert "The test set holds 0 items; 5 verified items" in ml.get("/ml/models").text
+    assert "The test set holds 0 items." in ml.get("/ml/models").text
+    assert "5 verified items never trained on" in eligible(ml)
     csrf = session_csrf(ml)
 
     response = ml.post("/ml/test-set/freeze", data={"count": "3", "csrf_token": csrf})
     assert response.status_code == 303 and response.headers["location"] == "/ml/models"
     page = ml.get("/ml/models").text
     assert "3 items added to the test set; it now holds 3." in page
-    assert "The test set holds 3 items; 2 verified items" in page
+    assert "The test set holds 3 items." in page and "2 verified items" in eligible(ml)
     me = db_session.scalar(select(User).where(User.username == "ml-en"))
     rows = frozen(db_session)
     assert len(rows) == 3 and {r.inspection_id for r in rows} <= set(items)

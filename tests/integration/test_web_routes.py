@@ -59,6 +59,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("POST", "/ml/models/promote"): ML,
     ("POST", "/ml/models/rollback"): ML,
     ("POST", "/ml/test-set/freeze"): ML,
+    ("GET", "/ml/test-set/eligible"): ML,
     ("POST", "/ml/classifier/evaluate"): ML,
     ("GET", "/dashboard/patterns"): ML,
     ("GET", "/api/v1/reports/weekly"): ML,
