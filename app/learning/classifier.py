@@ -73,12 +73,11 @@ def champion_classifier(session: Session, settings: Settings) -> Candidate | Non
 
 
 def candidate_for(
-    session: Session, settings: Settings, *, uri: str = "", prompt_version: str = ""
+    champion: Candidate | None, settings: Settings, *, uri: str = "", prompt_version: str = ""
 ) -> Candidate:
     """The candidate a person asked for; what they leave empty is the champion's."""
     from models.prompts import load_prompts
 
-    champion = champion_classifier(session, settings)
     uri, prompt_version = uri.strip(), prompt_version.strip()
     if len(uri) > MAX_URI:
         raise BadCandidate(
@@ -114,8 +113,8 @@ def start_classifier_run(
 ) -> TrainingRun:
     """Check the candidate and queue its evaluation (not committed). BadCandidate or
     runs.RunInProgress when it cannot start."""
-    candidate = candidate_for(session, settings, uri=uri, prompt_version=prompt_version)
     champion = champion_classifier(session, settings)
+    candidate = candidate_for(champion, settings, uri=uri, prompt_version=prompt_version)
     # A crop a prompt shows as an example would flatter it: neither side is judged on one.
     shown = example_crops(candidate.prompt_version)
     if champion is not None:
