@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.cli import main
@@ -99,8 +99,11 @@ def test_retrain_from_the_command_line(committed_db, db_engine, site):
     assert "succeeded (done)" in followed.stdout and "gate passed:" in followed.stdout
     assert "metrics on the test split (4 photos): map50" in followed.stdout
 
+    # Run ids come from a sequence that other tests' rolled-back runs also advance.
+    run_id = committed_db.scalar(select(TrainingRun.id).where(TrainingRun.status == "succeeded"))
     status = loupe("status")
-    assert status.exit_code == 0 and "registered detector detector-run2-" in status.output
+    assert status.exit_code == 0 and f"registered detector detector-run{run_id}-" in status.output
+    assert run_id == committed_db.scalar(select(func.min(TrainingRun.id))) + 1  # after the refusal
     assert "(may be staged as challenger)" in status.output
     assert "no trigger checks yet" in loupe("checks").output
 
