@@ -27,13 +27,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from app.embedded import ROOT, EmbeddedPostgres, EmbeddedRedis, ensure_database, migrate
+from models.serve.runner import RAY_ENVIRONMENT
 
-# Ray listens on every interface unless told it is not a Windows/OSX cluster (ENVIRONMENT.md).
-RAY_ENV = {
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-}
 STANDARD_USERS = {"admin": "admin", "inspector": "inspector", "ml": "ml"}
 FIRST_STATION = "station-1"
 
@@ -307,7 +302,7 @@ class Stack:
             tiny_detector, tiny_classifier = build_tiny_models(var / "models")
             detector, classifier = detector or tiny_detector, classifier or tiny_classifier
         serve_port = opts.serve_port or int(os.environ.get("LOUPE_SERVE_PORT", "8001"))
-        env = {**os.environ, **RAY_ENV, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **RAY_ENVIRONMENT, "PYTHONUNBUFFERED": "1"}
         env.update(
             LOUPE_VAR_DIR=str(var),
             LOUPE_DATABASE_URL=self.database_url,

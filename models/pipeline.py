@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -36,10 +36,14 @@ from models.images import (
     whole_image_box,
 )
 
-DetectCall = Callable[[Image.Image], Awaitable[tuple[list[Detection], str]]]
-ClassifyCall = Callable[[Image.Image], Awaitable[tuple[Classification, dict[str, str]]]]
+# A model call answers with what it found, the version that found it, and the ms its batch
+# spent computing: the rest of the wait is transport, queueing and batch wait.
+DetectCall = Callable[[Image.Image], Awaitable[tuple[list[Detection], str, float]]]
+ClassifyCall = Callable[[Image.Image], Awaitable[tuple[Classification, dict[str, str], float]]]
 ExplainCall = Callable[[Image.Image, tuple[str, str, str], str], Awaitable[str]]
 VersionsCall = Callable[[], Awaitable[dict[str, str]]]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -76,22 +80,27 @@ async def inspect(
     started = time.perf_counter()
     images = await asyncio.to_thread(decode_all, photos)  # 12 MP decodes take ~0.1 s each
     decoded = time.perf_counter()
-    located, detector_version = await _locate(images, models.detect, options)
+    located, detector_version, detect_model_ms = await _locate(images, models.detect, options)
     detected = time.perf_counter()
     classifications = await asyncio.gather(
         *(_classify(images, place, models.classify, options) for place in located)
     )
-    versions = next((v for _, v in classifications if v), None) or await models.versions()
+    versions = next((v for _, v, _ in classifications if v), None) or await models.versions()
+    timings = timings_ms(started, decoded, detected, time.perf_counter())
+    # The longest batch is the compute that the stage had to wait for; calls of one
+    # stage run concurrently, so their compute does not add up.
+    timings["detect_model_ms"] = round(detect_model_ms, 2)
+    timings["classify_model_ms"] = round(max((ms for _, _, ms in classifications), default=0), 2)
     return InferenceResult(
         regions=[
             RegionResult(p.photo_index, p.box, p.score, c, p.whole_image)
-            for p, (c, _) in zip(located, classifications, strict=True)
+            for p, (c, _, _) in zip(located, classifications, strict=True)
         ],
         detector_version=detector_version,
         classifier_version=versions["classifier_version"],
         prompt_version=versions["prompt_version"],
         arm=arm,
-        timings=timings_ms(started, decoded, detected, time.perf_counter()),
+        timings=timings,
     )
 
 
@@ -126,28 +135,30 @@ def decode_all(photos: list[bytes]) -> list[Image.Image]:
 
 async def _locate(
     images: list[Image.Image], detect: DetectCall | None, options: PipelineOptions
-) -> tuple[list[_Located], str]:
+) -> tuple[list[_Located], str, float]:
+    """The regions to classify, the detector's version and its compute ms."""
     if detect is None:
         # Cold start: no detector yet, so each whole photo is one region to classify.
-        return [_Located(i, whole_image_box(im), 1.0, True) for i, im in enumerate(images)], ""
+        whole = [_Located(i, whole_image_box(im), 1.0, True) for i, im in enumerate(images)]
+        return whole, "", 0.0
     shrunk = [shrink_for_detection(image, options.detector_min_side) for image in images]
     found = await asyncio.gather(*(detect(small) for small, _ in shrunk))
     located = [
         _Located(i, scale_box(d.box, factors, images[i].size), d.score, False)
-        for i, ((_, factors), (detections, _)) in enumerate(zip(shrunk, found, strict=True))
+        for i, ((_, factors), (detections, _, _)) in enumerate(zip(shrunk, found, strict=True))
         for d in detections
     ]
-    return located, found[0][1]
+    return located, found[0][1], max(ms for _, _, ms in found)
 
 
 async def _classify(
     images: list[Image.Image], place: _Located, classify: ClassifyCall, options: PipelineOptions
-) -> tuple[Classification, dict[str, str] | None]:
+) -> tuple[Classification, dict[str, str] | None, float]:
     box = place.box
     if min(box.width, box.height) < options.min_region_px:
         size = f"{box.width:.0f}x{box.height:.0f} px"
         error = f"crop too small to judge: {size} (minimum {options.min_region_px} px a side)"
-        return Classification.failed(error), None
+        return Classification.failed(error), None, 0.0
     return await classify(_crop(images[place.photo_index], box, options))
 
 
@@ -183,11 +194,13 @@ def in_process(detector: Any | None, classifier: Any) -> ArmModels:
         ]
     )
 
-    async def detect(image: Image.Image) -> tuple[list[Detection], str]:
-        return await detect_batch(image), detector.version
+    async def detect(image: Image.Image) -> tuple[list[Detection], str, float]:
+        detections, model_ms = await detect_batch.timed(image)
+        return detections, detector.version, model_ms
 
-    async def classify(crop: Image.Image) -> tuple[Classification, dict[str, str]]:
-        return await classify_batch(crop), await versions()
+    async def classify(crop: Image.Image) -> tuple[Classification, dict[str, str], float]:
+        classification, model_ms = await classify_batch.timed(crop)
+        return classification, await versions(), model_ms
 
     async def versions() -> dict[str, str]:
         return {
@@ -215,8 +228,13 @@ class _Batcher:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, item: Any) -> Any:
+        result, _ = await self.timed(item)
+        return result
+
+    async def timed(self, item: Any) -> tuple[Any, float]:
+        """The item's result and the ms its batch computed."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[tuple[Any, float]] = loop.create_future()
         self._pending.append((item, future))
         if len(self._pending) == 1:
             loop.call_soon(lambda: loop.create_task(self._flush()))
@@ -230,10 +248,19 @@ class _Batcher:
         assert self._lock is not None
         async with self._lock:  # one model call at a time, as one replica would
             try:
-                results = await asyncio.to_thread(self._run, [item for item, _ in batch])
+                results, model_ms = await asyncio.to_thread(
+                    timed_call, self._run, [item for item, _ in batch]
+                )
             except Exception as exc:
                 for _, future in batch:
                     future.set_exception(exc)
                 return
         for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            future.set_result((result, model_ms))
+
+
+def timed_call(run: Callable[[T], R], argument: T) -> tuple[R, float]:
+    """run(argument) and the ms it took, measured where it runs (in the worker thread)."""
+    started = time.perf_counter()
+    result = run(argument)
+    return result, (time.perf_counter() - started) * 1000

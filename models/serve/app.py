@@ -25,7 +25,7 @@ from models.arms import assign_arm
 from models.contracts import CHALLENGER, CHAMPION, InferenceResult, ModelPair
 from models.images import UnreadableImage
 from models.serve.deployments import REPLICA, Classifier, Detector
-from models.serve.wire import BadRequest, parse_explain_body, parse_inspect_body
+from models.serve.wire import BadRequest, parse_explain_body, parse_inspect_request
 
 logger = logging.getLogger("ray.serve")  # Serve routes this logger to the replica logs
 
@@ -75,7 +75,10 @@ class Ingress:
         is_explain = request.url.path.rstrip("/").endswith("/explain")
         try:
             body = await request.body()
-            work = self._explain(body) if is_explain else self._inspect(body)
+            if is_explain:
+                work = self._explain(body)
+            else:
+                work = self._inspect(*parse_inspect_request(request.headers, body))
             answer = await asyncio.wait_for(work, timeout=self.config["timeout_s"])
         except (BadRequest, UnreadableImage) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
@@ -96,8 +99,7 @@ class Ingress:
         )  # fmt: skip
         return result
 
-    async def _inspect(self, body: bytes) -> dict[str, Any]:
-        inspection_id, photos = parse_inspect_body(body)
+    async def _inspect(self, inspection_id: str, photos: list[bytes]) -> dict[str, Any]:
         return (await self.inspect(inspection_id, photos)).to_dict()
 
     async def _explain(self, body: bytes) -> dict[str, Any]:

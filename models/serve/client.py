@@ -6,13 +6,12 @@ can fail surfaces as `InferenceUnavailable`, which the worker routes to human re
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import httpx
 
 from models.contracts import InferenceResult, InferenceUnavailable, RegionToExplain
-from models.serve.wire import explain_body
+from models.serve.wire import explain_body, inspect_request
 
 
 class HttpInferenceClient:
@@ -25,11 +24,8 @@ class HttpInferenceClient:
         self._client = httpx.Client(timeout=timeout_s, transport=transport)
 
     def infer(self, *, inspection_id: str, photos: list[bytes]) -> InferenceResult:
-        body = {
-            "inspection_id": inspection_id,
-            "photos": [base64.b64encode(photo).decode("ascii") for photo in photos],
-        }
-        data = self._post(self.url, body)
+        headers, body = inspect_request(inspection_id, photos)
+        data = self._post(self.url, content=body, headers=headers)
         try:
             return InferenceResult.from_dict(data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -48,15 +44,15 @@ class HttpInferenceClient:
     ) -> list[str]:
         """One generated sentence per region, from the arm that classified the item."""
         url = self.url.rstrip("/") + "/explain"
-        data = self._post(url, explain_body(inspection_id, arm, photos, regions, language))
+        data = self._post(url, json=explain_body(inspection_id, arm, photos, regions, language))
         reasons = data.get("reasons") if isinstance(data, dict) else None
         if not isinstance(reasons, list) or len(reasons) != len(regions):
             raise InferenceUnavailable(f"explain at {url} sent a malformed answer")
         return [str(reason) for reason in reasons]
 
-    def _post(self, url: str, body: dict[str, Any]) -> Any:
+    def _post(self, url: str, **request: Any) -> Any:
         try:
-            response = self._client.post(url, json=body)
+            response = self._client.post(url, **request)
         except httpx.TimeoutException as exc:
             raise InferenceUnavailable(f"inference at {url} timed out: {exc}") from exc
         except httpx.HTTPError as exc:

@@ -16,6 +16,7 @@ from PIL import Image
 from ray import serve
 
 from models.contracts import Classification, Detection
+from models.pipeline import timed_call
 
 REPLICA_CPUS = 0.25  # champion and challenger (4 replicas) and the ingress fit on 2 cores
 # Above max_batch_size, so that a batch can fill while the previous one runs.
@@ -73,12 +74,12 @@ class Detector:
         return self.batches.snapshot()
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def detect(self, images: list[Image.Image]) -> list[tuple[list[Detection], str]]:
+    async def detect(self, images: list[Image.Image]) -> list[tuple[list[Detection], str, float]]:
         self.batches.record("detect", len(images))
         model = self.model  # one model for the whole batch, even if reconfigure swaps it
         # A thread keeps the replica's event loop free to collect the next batch.
-        found = await asyncio.to_thread(model.detect, images)
-        return [(detections, model.version) for detections in found]
+        found, model_ms = await asyncio.to_thread(timed_call, model.detect, images)
+        return [(detections, model.version, model_ms) for detections in found]
 
 
 @serve.deployment(**REPLICA)
@@ -108,12 +109,12 @@ class Classifier:
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
     async def classify(
         self, crops: list[Image.Image]
-    ) -> list[tuple[Classification, dict[str, str]]]:
+    ) -> list[tuple[Classification, dict[str, str], float]]:
         self.batches.record("classify", len(crops))
         model = self.model
-        classifications = await asyncio.to_thread(model.classify, crops)
+        classifications, model_ms = await asyncio.to_thread(timed_call, model.classify, crops)
         versions = _versions(model)
-        return [(classification, versions) for classification in classifications]
+        return [(classification, versions, model_ms) for classification in classifications]
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
     async def explain(

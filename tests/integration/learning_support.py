@@ -190,4 +190,3 @@ def tiny_typed_detector(path: Path, size: int = 64) -> Path:
     build_tiny_detector(path, dict(enumerate(DEFECT_CLASSES)))
     RTDetrImageProcessorPil(size={"height": size, "width": size}).save_pretrained(path)
     return path
-

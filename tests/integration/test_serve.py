@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import threading
 import time
@@ -15,6 +14,7 @@ from PIL import Image
 
 from models.contracts import InferenceResult, InferenceUnavailable, RegionToExplain
 from models.serve.client import HttpInferenceClient, ping
+from models.serve.wire import inspect_request
 from tests.fixtures.serve import CHALLENGER_SHARE, ServeApp
 from tests.support import free_port, garment_photo, wait_for
 
@@ -45,6 +45,10 @@ def test_two_photos_give_an_inference_result(serve_url: str) -> None:
     assert result.detector_version.startswith(prefix)
     assert result.prompt_version == "v2+x1+t2024.1"
     assert {"decode_ms", "detect_ms", "classify_ms", "total_ms"} <= set(result.timings)
+    # The replicas report their compute; the rest of a stage's time is Serve's plumbing.
+    timings = result.timings
+    assert 0 < timings["detect_model_ms"] <= timings["detect_ms"]
+    assert 0 <= timings["classify_model_ms"] <= timings["classify_ms"]
     sizes = {0: (320, 240), 1: (200, 300)}  # the second photo is shown rotated upright
     assert {region.photo_index for region in result.regions} <= {0, 1}
     for region in result.regions:
@@ -174,11 +178,12 @@ def test_cold_start_app_classifies_whole_photos(cold_start_url: str) -> None:
 
 
 def test_garbage_photo_is_a_bad_request(serve_url: str) -> None:
-    body = {"inspection_id": "it-2", "photos": [base64.b64encode(b"not an image").decode()]}
-    response = httpx.post(serve_url, json=body, timeout=30)
+    headers, body = inspect_request("it-2", [b"not an image"])
+    response = httpx.post(serve_url, content=body, headers=headers, timeout=30)
     assert response.status_code == 400
     assert "photo 0" in response.json()["error"]
-    assert httpx.post(serve_url, content=b"{nope", timeout=30).status_code == 400
+    response = httpx.post(serve_url, content=b"{nope", timeout=30)
+    assert response.status_code == 400 and "x-inspection-id" in response.json()["error"]
 
 
 def test_health_check_reports_both_arms(serve_url: str) -> None:

@@ -1,6 +1,5 @@
 """The worker's inference client: every failure becomes InferenceUnavailable."""
 
-import base64
 import json
 
 import httpx
@@ -8,6 +7,7 @@ import pytest
 
 from models.contracts import Box, InferenceResult, InferenceUnavailable, RegionToExplain
 from models.serve.client import HttpInferenceClient, ping
+from models.serve.wire import parse_inspect_request
 
 URL = "http://inference.test/inspection"
 RESULT = {
@@ -38,15 +38,15 @@ def _client(handler) -> HttpInferenceClient:  # type: ignore[no-untyped-def]
     return HttpInferenceClient(URL, timeout_s=1.0, transport=httpx.MockTransport(handler))
 
 
-def test_posts_base64_photos_and_parses_the_result() -> None:
-    seen = {}
+def test_posts_the_photos_bytes_and_parses_the_result() -> None:
+    seen = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.update(json.loads(request.content))
+        seen.append(parse_inspect_request(request.headers, request.content))
         return httpx.Response(200, json=RESULT)
 
-    result = _client(handler).infer(inspection_id="i-1", photos=[b"\xff\xd8jpeg"])
-    assert seen == {"inspection_id": "i-1", "photos": [base64.b64encode(b"\xff\xd8jpeg").decode()]}
+    result = _client(handler).infer(inspection_id="i-1", photos=[b"\xff\xd8jpeg", b"png"])
+    assert seen == [("i-1", [b"\xff\xd8jpeg", b"png"])]
     assert result.regions[0].classification.defect_type == "stain"
     assert result.detector_version == "det-1"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 from typing import Any
@@ -14,7 +13,7 @@ from starlette.requests import Request
 
 from models.contracts import Box, Classification, Detection, RegionToExplain
 from models.serve.app import Ingress
-from models.serve.wire import explain_body
+from models.serve.wire import explain_body, inspect_request
 
 CLASSIFIED = Classification("stain", 0.9, "minor", 0.8)
 
@@ -38,14 +37,14 @@ class Method:
 
 class FakeDetector:
     def __init__(self, version: str) -> None:
-        self.detect = Method(([Detection(Box(10, 10, 60, 60), 0.9)], version))
+        self.detect = Method(([Detection(Box(10, 10, 60, 60), 0.9)], version, 5.0))
         self.version = Method(version)
 
 
 class FakeClassifier:
     def __init__(self, version: str, **classify: Any) -> None:
         versions = {"classifier_version": version, "prompt_version": "v2"}
-        self.classify = Method(lambda crop: (CLASSIFIED, versions), **classify)
+        self.classify = Method(lambda crop: (CLASSIFIED, versions, 2.0), **classify)
         self.versions = Method(versions)
         self.explain = Method(lambda item: f"{version} says {item[1][0]} in {item[2]}")
 
@@ -62,32 +61,46 @@ def ingress(share: float = 0.0, challenger: bool = True, **config: Any) -> Any:
     return replica
 
 
-def photo() -> str:
+def photo() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (200, 150), (90, 60, 50)).save(buffer, "PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
+    return buffer.getvalue()
 
 
-def call(replica: Any, body: dict, path: str = "/inspection") -> tuple[int, dict]:
-    raw = json.dumps(body).encode()
+def inspect(replica: Any, inspection_id: str, photos: list[bytes]) -> tuple[int, dict]:
+    headers, body = inspect_request(inspection_id, photos)
+    return call(replica, body, headers=headers)
+
+
+def call(
+    replica: Any, body: dict | bytes, path: str = "/inspection", headers: dict | None = None
+) -> tuple[int, dict]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
 
     async def receive() -> dict:
         return {"type": "http.request", "body": raw, "more_body": False}
 
-    scope = {"type": "http", "method": "POST", "path": path, "headers": [], "query_string": b""}
+    encoded = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "headers": encoded,
+        "query_string": b"",
+    }
     response = asyncio.run(replica(Request(scope, receive)))
     return response.status_code, json.loads(response.body)
 
 
 def test_the_arm_follows_the_share_and_the_result_names_its_models() -> None:
-    status, body = call(ingress(share=1.0), {"inspection_id": "i-1", "photos": [photo()]})
+    status, body = inspect(ingress(share=1.0), "i-1", [photo()])
     assert status == 200
     assert (body["arm"], body["detector_version"], body["classifier_version"]) == (
         "challenger",
         "det-b",
         "cls-b",
     )
-    status, body = call(ingress(share=0.0), {"inspection_id": "i-1", "photos": [photo()]})
+    status, body = inspect(ingress(share=0.0), "i-1", [photo()])
     assert (body["arm"], body["classifier_version"]) == ("champion", "cls-a")
 
 
@@ -98,26 +111,30 @@ def test_a_share_without_a_challenger_is_refused_at_reconfigure() -> None:
 
 def test_a_model_that_raises_is_a_server_error() -> None:
     replica = ingress(challenger=False, classify={"error": RuntimeError("CUDA out of memory")})
-    status, body = call(replica, {"inspection_id": "i", "photos": [photo()]})
+    status, body = inspect(replica, "i", [photo()])
     assert status == 500 and "CUDA out of memory" in body["error"]
 
 
 def test_a_slow_model_is_a_timeout() -> None:
     replica = ingress(challenger=False, timeout_s=0.05, classify={"delay": 1.0})
-    status, body = call(replica, {"inspection_id": "i", "photos": [photo()]})
+    status, body = inspect(replica, "i", [photo()])
     assert status == 504 and "0.05" in body["error"]
 
 
 def test_an_unreadable_photo_is_a_bad_request() -> None:
-    garbage = base64.b64encode(b"not a photo").decode()
-    status, body = call(ingress(), {"inspection_id": "i", "photos": [photo(), garbage]})
+    status, body = inspect(ingress(), "i", [photo(), b"not a photo"])
     assert status == 400 and "photo 1" in body["error"]
+
+
+def test_sizes_that_do_not_match_the_body_are_a_bad_request() -> None:
+    headers, body = inspect_request("i", [photo()])
+    status, answer = call(ingress(), body[:-1], headers=headers)
+    assert status == 400 and "add up to" in answer["error"]
 
 
 def test_explain_asks_the_arm_that_classified_and_falls_back_to_the_champion() -> None:
     regions = [RegionToExplain(0, Box(10, 10, 60, 60), "stain", "minor")]
-    raw = base64.b64decode(photo())
-    body = explain_body("i", "challenger", [raw], regions, "ko")
+    body = explain_body("i", "challenger", [photo()], regions, "ko")
     status, answer = call(ingress(), body, path="/inspection/explain")
     assert status == 200 and answer["reasons"] == ["cls-b says stain in ko"]
     status, answer = call(ingress(challenger=False), body, path="/inspection/explain/")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 
 import numpy as np
 import pytest
@@ -42,18 +43,18 @@ class DarkSpotDetector:
     def __init__(self) -> None:
         self.sizes: list[tuple[int, int]] = []
 
-    async def __call__(self, image: Image.Image) -> tuple[list[Detection], str]:
+    async def __call__(self, image: Image.Image) -> tuple[list[Detection], str, float]:
         self.sizes.append(image.size)
         dark = np.argwhere(np.asarray(image.convert("L")) < 60)
         (y1, x1), (y2, x2) = dark.min(axis=0), dark.max(axis=0) + 1
-        return [Detection(Box(float(x1), float(y1), float(x2), float(y2)), 0.9)], "det-1"
+        return [Detection(Box(float(x1), float(y1), float(x2), float(y2)), 0.9)], "det-1", 7.0
 
 
 def fake_models(detect=None, crops: list | None = None) -> pipeline.ArmModels:  # type: ignore[no-untyped-def]
     async def classify(crop: Image.Image):  # type: ignore[no-untyped-def]
         if crops is not None:
             crops.append(crop)
-        return CLASSIFIED, VERSIONS
+        return CLASSIFIED, VERSIONS, 3.0
 
     async def versions() -> dict[str, str]:
         return VERSIONS
@@ -86,6 +87,8 @@ def test_boxes_are_in_the_upright_originals_pixels_under_exif_rotation_and_resiz
         "champion",
     )
     assert {"decode_ms", "detect_ms", "classify_ms", "total_ms"} <= set(result.timings)
+    # What the models said they computed, apart from the wait around it.
+    assert (result.timings["detect_model_ms"], result.timings["classify_model_ms"]) == (7.0, 3.0)
 
 
 def test_cold_start_classifies_each_whole_photo() -> None:
@@ -101,8 +104,9 @@ def test_cold_start_classifies_each_whole_photo() -> None:
 
 
 def test_a_box_too_small_to_judge_fails_that_region_without_asking_the_classifier() -> None:
-    async def detect(image: Image.Image) -> tuple[list[Detection], str]:
-        return [Detection(Box(10, 10, 12, 40), 0.8), Detection(Box(50, 50, 90, 90), 0.7)], "d"
+    async def detect(image: Image.Image) -> tuple[list[Detection], str, float]:
+        found = [Detection(Box(10, 10, 12, 40), 0.8), Detection(Box(50, 50, 90, 90), 0.7)]
+        return found, "d", 1.0
 
     crops: list[Image.Image] = []
     result = asyncio.run(
@@ -135,6 +139,7 @@ class CountingModel:
 
     def classify(self, crops: list[Image.Image]) -> list[Classification]:
         self.batches.append(len(crops))
+        time.sleep(0.02)  # the batch's compute, which every call in it reports
         return [CLASSIFIED for _ in crops]
 
 
@@ -148,4 +153,5 @@ def test_in_process_models_batch_the_calls_made_together() -> None:
 
     answers = asyncio.run(run())
     assert model.batches == [5]
-    assert answers[0] == (CLASSIFIED, {"classifier_version": "m-1", "prompt_version": "v2"})
+    assert answers[0][:2] == (CLASSIFIED, {"classifier_version": "m-1", "prompt_version": "v2"})
+    assert len({ms for _, _, ms in answers}) == 1 and answers[0][2] >= 20

@@ -1,34 +1,41 @@
 """The ingress's request bodies, parsed without starting Ray."""
 
-import base64
 import json
 
 import pytest
 
 from models.contracts import Box, RegionToExplain
-from models.serve.wire import BadRequest, explain_body, parse_explain_body, parse_inspect_body
+from models.serve.wire import (
+    BadRequest,
+    explain_body,
+    inspect_request,
+    parse_explain_body,
+    parse_inspect_request,
+)
 
 
-def test_valid_body_decodes_photos() -> None:
-    body = b'{"inspection_id": "i-1", "photos": ["' + base64.b64encode(b"abc") + b'"]}'
-    assert parse_inspect_body(body) == ("i-1", [b"abc"])
+def test_photos_travel_as_raw_bytes_and_split_back() -> None:
+    headers, body = inspect_request("i-1", [b"\xff\xd8one", b"two!"])
+    assert body == b"\xff\xd8onetwo!" and headers["x-photo-sizes"] == "5,4"
+    assert parse_inspect_request(headers, body) == ("i-1", [b"\xff\xd8one", b"two!"])
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("headers", "body", "message"),
     [
-        b"not json",
-        b"[]",
-        b'{"photos": ["YWJj"]}',
-        b'{"inspection_id": "i", "photos": []}',
-        b'{"inspection_id": "i", "photos": [1]}',
-        b'{"inspection_id": "i", "photos": ["***"]}',
-        b"\xff\xfe",
+        ({"x-photo-sizes": "3"}, b"abc", "x-inspection-id"),
+        ({"x-inspection-id": "i" * 201, "x-photo-sizes": "3"}, b"abc", "x-inspection-id"),
+        ({"x-inspection-id": "i"}, b"abc", "x-photo-sizes"),
+        ({"x-inspection-id": "i", "x-photo-sizes": "three"}, b"abc", "like 183406"),
+        ({"x-inspection-id": "i", "x-photo-sizes": "3,0"}, b"abc", "x-photo-sizes"),
+        ({"x-inspection-id": "i", "x-photo-sizes": "-1,4"}, b"abc", "x-photo-sizes"),
+        ({"x-inspection-id": "i", "x-photo-sizes": ",".join(["1"] * 65)}, b"a" * 65, "1 to 64"),
+        ({"x-inspection-id": "i", "x-photo-sizes": "2,2"}, b"abc", "add up to 4 bytes"),
     ],
 )
-def test_bad_bodies_are_bad_requests(body: bytes) -> None:
-    with pytest.raises(BadRequest):
-        parse_inspect_body(body)
+def test_bad_requests_say_what_is_wrong(headers: dict, body: bytes, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_inspect_request(headers, body)
 
 
 def test_explain_body_round_trips() -> None:
