@@ -8,6 +8,11 @@ staged as the challenger for an A/B experiment. Serve gives each arm its own pro
 
 start -> (worker) claim -> load crops -> refuse if the candidate is the champion ->
 evaluate candidate, then champion, on the same crops -> gate -> register -> stage.
+
+Calibrating the champion is the one candidate that is the champion: the same weights and
+prompts, measured once as they serve (at the temperature in use), with a temperature
+fitted on top. It must lower the calibration error to pass. Nothing else could calibrate
+a champion that came from configuration rather than from a candidate.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from app.learning.tables import DatasetSnapshot, TrainingRun
 from app.policy.promotion import gate
 from app.registry.experiments import content_hash
 from app.registry.service import get_alias
+from app.registry.serving import registered_temperature
 from app.storage import ObjectStore, get_store
 
 log = logging.getLogger(__name__)
@@ -57,9 +63,11 @@ class BadCandidate(ValueError):
 class Candidate:
     uri: str
     prompt_version: str
+    calibrate: bool = False  # the champion as it is, for its temperature only
 
-    def as_dict(self) -> dict[str, str]:
-        return {"uri": self.uri, "prompt_version": self.prompt_version}
+    def as_dict(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"uri": self.uri, "prompt_version": self.prompt_version}
+        return values | {"calibrate": True} if self.calibrate else values
 
 
 def champion_classifier(session: Session, settings: Settings) -> Candidate | None:
@@ -73,12 +81,18 @@ def champion_classifier(session: Session, settings: Settings) -> Candidate | Non
 
 
 def candidate_for(
-    champion: Candidate | None, settings: Settings, *, uri: str = "", prompt_version: str = ""
-) -> Candidate:
+    champion: Candidate | None, settings: Settings, *, uri: str = "", prompt_version: str = "",
+    calibrate: bool = False,
+) -> Candidate:  # fmt: skip
     """The candidate a person asked for; what they leave empty is the champion's."""
     from models.prompts import load_prompts
 
     uri, prompt_version = uri.strip(), prompt_version.strip()
+    if calibrate and (uri or prompt_version):
+        raise BadCandidate(
+            "calibrate_alone",
+            "calibrating takes the champion as it serves: leave the weights and prompts empty",
+        )
     if len(uri) > MAX_URI:
         raise BadCandidate(
             "uri_too_long", f"the weights' URI is longer than {MAX_URI} characters", max=MAX_URI
@@ -88,6 +102,8 @@ def candidate_for(
             "no_champion",
             "give the candidate's weights: there is no champion classifier to start from",
         )
+    if calibrate:
+        return Candidate(champion.uri, champion.prompt_version, calibrate=True)  # type: ignore[union-attr]
     uri = uri or champion.uri  # type: ignore[union-attr]
     prompt_version = prompt_version or (champion.prompt_version if champion else "")
     prompt_version = prompt_version or settings.prompt_version
@@ -109,12 +125,15 @@ def start_classifier_run(
     trigger: str,
     uri: str = "",
     prompt_version: str = "",
+    calibrate: bool = False,
     user_id: int | None = None,
 ) -> TrainingRun:
     """Check the candidate and queue its evaluation (not committed). BadCandidate or
     runs.RunInProgress when it cannot start."""
     champion = champion_classifier(session, settings)
-    candidate = candidate_for(champion, settings, uri=uri, prompt_version=prompt_version)
+    candidate = candidate_for(
+        champion, settings, uri=uri, prompt_version=prompt_version, calibrate=calibrate
+    )
     # A crop a prompt shows as an example would flatter it: neither side is judged on one.
     shown = example_crops(candidate.prompt_version)
     if champion is not None:
@@ -158,34 +177,48 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
         manifest = load_manifest(store=store, snapshot=snapshot)
         candidate = Candidate(**run.candidate)
         champion = champion_classifier(session, settings)
+        served = registered_temperature(get_alias(session=session, alias="champion", kind=KIND))
     candidate_dir = Path(resolve_model_dir(candidate.uri, settings.model_cache))
     champion_dir = Path(resolve_model_dir(champion.uri, settings.model_cache)) if champion else None
     weights = model_version(candidate_dir)
-    if champion_dir is not None and champion is not None:
-        same_weights = weights == model_version(champion_dir)
-        if same_weights and candidate.prompt_version == champion.prompt_version:
-            reason = (
-                f"the candidate is the champion: same weights ({weights}) and prompts "
-                f"({candidate.prompt_version}); change the weights or the prompts"
-            )
-            with session_scope() as session:
-                runs.refuse_run(session=session, run_id=run_id, reasons=[reason])
-            return "refused"
+    same = (
+        champion_dir is not None and champion is not None
+        and weights == model_version(champion_dir)
+        and candidate.prompt_version == champion.prompt_version
+    )  # fmt: skip
+    refusal = _refusal(candidate, same, weights)
+    if refusal:
+        with session_scope() as session:
+            runs.refuse_run(session=session, run_id=run_id, reasons=[refusal])
+        return "refused"
     run_steps.phase(run_id, "loading")
     crops = load_crops(manifest, store)
-    total = len(crops) * (2 if champion_dir is not None else 1)
-    progress = _Progress(run_id, total, settings.retrain_progress_every_s)
-    metrics = _measure(candidate_dir, candidate.prompt_version, crops, settings, progress, 0)
+    compared = champion_dir is not None and not candidate.calibrate
+    progress = _Progress(run_id, len(crops) * (2 if compared else 1),
+                         settings.retrain_progress_every_s)  # fmt: skip
+    # A calibration is measured as the champion serves, so its fit scales on top of that.
+    temperature = (served or 1.0) if candidate.calibrate else 1.0
+    metrics = _measure(candidate_dir, candidate.prompt_version, crops, settings, progress, 0,
+                       temperature=temperature)  # fmt: skip
     metrics["evaluated_on"] = "verified_crops"
     baseline: dict[str, Any] = {}
-    if champion_dir is not None and champion is not None:
+    if candidate.calibrate:
+        baseline = {k: v for k, v in metrics.items() if k != "evaluated_on"}  # the same model
+        metrics.update(served_temperature=temperature,
+                       temperature=temperature * metrics["temperature"])  # fmt: skip
+    elif compared:
         # The regression check's baseline: the champion on the same crops, measured now.
-        baseline = _measure(champion_dir, champion.prompt_version, crops, settings, progress,
+        baseline = _measure(champion_dir, champion.prompt_version, crops, settings, progress,  # type: ignore[arg-type, union-attr]
                             len(crops))  # fmt: skip
+    if baseline and champion is not None:
         baseline.update(uri=champion.uri, prompt_version=champion.prompt_version)
     metrics["baseline"] = baseline
     result = gate(metrics, baseline or None, classifier_gate_rules(settings))
-    gate_result = {"passed": result.passed, "reasons": result.reasons}
+    passed, reasons = result.passed, result.reasons
+    if candidate.calibrate:
+        ok, line = calibration_check(metrics)
+        passed, reasons = passed and ok, [*reasons, line]
+    gate_result = {"passed": passed, "reasons": reasons}
     run_steps.phase(run_id, "registering")
     run_steps.finish_run(
         run_id, kind=KIND, version=f"{weights}+{candidate.prompt_version}.r{run_id}",
@@ -198,6 +231,31 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
     return "succeeded"
 
 
+def _refusal(candidate: Candidate, same: bool, weights: str) -> str:
+    """Why the candidate cannot be evaluated against this champion ("" if it can)."""
+    if same and not candidate.calibrate:
+        return (
+            f"the candidate is the champion: same weights ({weights}) and prompts "
+            f"({candidate.prompt_version}); change the weights or the prompts, or calibrate "
+            f"the champion (`loupe retrain classifier --calibrate`)"
+        )
+    if candidate.calibrate and not same:
+        return "the champion changed after its calibration was asked for; ask again"
+    return ""
+
+
+def calibration_check(metrics: dict[str, Any]) -> tuple[bool, str]:
+    """A calibration passes if the fitted temperature lowers the calibration error
+    (cross-fitted, so a fit cannot pass by memorising the crops)."""
+    served, calibrated = metrics["calibration_error"], metrics["calibrated_error"]
+    ok = calibrated < served
+    return ok, (
+        f"{'pass' if ok else 'FAIL'}: calibration error {calibrated:.4f} at temperature "
+        f"{metrics['temperature']:.3f} vs {served:.4f} as served "
+        f"(temperature {metrics['served_temperature']:.3f})"
+    )
+
+
 def _measure(
     model_dir: Path,
     prompt_version: str,
@@ -205,6 +263,7 @@ def _measure(
     settings: Settings,
     progress: _Progress,
     offset: int,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
     """The production classifier (same class, same loading) on every crop."""
     from models.classifier import QwenClassifier
@@ -214,6 +273,7 @@ def _measure(
     classifier = QwenClassifier.load(
         model_dir, language=settings.classifier_language,
         prompts=load_prompts(prompt_version), device=settings.retrain_device,
+        temperature=temperature,
     )  # fmt: skip
     measured = evaluate_classifier(
         classifier.classify, crops, batch_size=settings.classifier_eval_batch_size,

@@ -140,10 +140,16 @@ def _lineage(session: Any, run: TrainingRun) -> tuple[Any, Any]:
     help="The candidate's prompt version (default: the champion's).",
 )
 @click.option("--uri", default="", help="The candidate's weights (default: the champion's).")
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Fit the champion's temperature on the verified crops, changing nothing else.",
+)
 @click.option("--wait", is_flag=True, help="Follow the evaluation until it ends.")
 @var_dir_option
-def classifier(prompt_version: str, uri: str, wait: bool, var_dir: Path) -> None:
-    """Evaluate a classifier candidate (new prompts or weights) on the verified crops.
+def classifier(prompt_version: str, uri: str, calibrate: bool, wait: bool, var_dir: Path) -> None:
+    """Evaluate a classifier candidate (new prompts or weights) on the verified crops, or
+    calibrate the champion (--calibrate).
 
     It is gated like a trained detector, registered, and staged as challenger if it
     passed. The exit code with --wait is 0 only for a candidate that passed its gate.
@@ -151,10 +157,14 @@ def classifier(prompt_version: str, uri: str, wait: bool, var_dir: Path) -> None
     from app.learning.classifier import start_classifier_run
 
     def start(**kwargs: Any) -> Any:
-        return start_classifier_run(uri=uri, prompt_version=prompt_version, **kwargs)
+        return start_classifier_run(
+            uri=uri, prompt_version=prompt_version, calibrate=calibrate, **kwargs
+        )
 
-    if not (uri or prompt_version):
-        raise click.UsageError("give --prompts or --uri: what should the candidate change?")
+    if not (uri or prompt_version or calibrate):
+        raise click.UsageError(
+            "give --prompts or --uri, or --calibrate: what should the candidate change?"
+        )
     run_id = _start(var_dir, start)
     if wait:
         raise SystemExit(_follow(var_dir, run_id))

@@ -34,7 +34,7 @@ def serving_plan(session: Session) -> dict[str, Any] | None:
     if champion["classifier"] is not None:
         plan["classifier_dir"] = champion["classifier"].uri
         plan["classifier_prompt_version"] = champion["classifier"].prompt_version
-        plan["classifier_temperature"] = _temperature(champion["classifier"])
+        plan["classifier_temperature"] = registered_temperature(champion["classifier"])
     plan.update(challenger_detector_dir=None, challenger_classifier_dir=None,
                 challenger_prompt_version=None, challenger_temperature=None,
                 challenger_share=0.0, experiment="")  # fmt: skip
@@ -45,14 +45,14 @@ def serving_plan(session: Session) -> dict[str, Any] | None:
             challenger_detector_dir=detector.uri if detector else None,
             challenger_classifier_dir=classifier.uri if classifier else None,
             challenger_prompt_version=classifier.prompt_version if classifier else None,
-            challenger_temperature=_temperature(classifier),
+            challenger_temperature=registered_temperature(classifier),
             challenger_share=experiment.challenger_share,
             experiment=experiment.name,
         )
     return plan
 
 
-def _temperature(classifier: ModelVersion | None) -> float | None:
+def registered_temperature(classifier: ModelVersion | None) -> float | None:
     """The calibration a classifier version was registered with (None: unscaled)."""
     value = (classifier.metrics or {}).get("temperature") if classifier is not None else None
     return float(value) if isinstance(value, int | float) else None

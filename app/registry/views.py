@@ -105,13 +105,15 @@ def evaluate_classifier(
     user: MlDep,
     prompt_version: Annotated[str, Form()] = "",
     uri: Annotated[str, Form()] = "",
+    calibrate: Annotated[bool, Form()] = False,
 ) -> Response:
-    """Queue the evaluation of a classifier candidate: new prompts, new weights, or both."""
+    """Queue the evaluation of a classifier candidate: new prompts, new weights, or both;
+    or the champion's calibration."""
     t = translator(language_for(request, user))
     try:
         run = classifier.start_classifier_run(
             session=session, store=get_store(), settings=get_settings(), trigger="page",
-            uri=uri, prompt_version=prompt_version, user_id=user.id,
+            uri=uri, prompt_version=prompt_version, calibrate=calibrate, user_id=user.id,
         )  # fmt: skip
     except runs.RunInProgress as exc:
         session.rollback()
@@ -123,7 +125,8 @@ def evaluate_classifier(
     if run.status == "refused":
         return _back(request, t("models.refused", reasons="; ".join(run.refusal_reasons)))
     candidate = run.candidate or {}
-    return _back(request, t("models.candidate_started", run=run.id, uri=candidate.get("uri"),
+    started = "models.calibrate_started" if calibrate else "models.candidate_started"
+    return _back(request, t(started, run=run.id, uri=candidate.get("uri"),
                             prompts=candidate.get("prompt_version")))  # fmt: skip
 
 

@@ -175,7 +175,59 @@ def test_the_champion_itself_is_not_a_candidate(committed_db, site):
     assert run_classifier_evaluation(run.id, settings=settings, store=store) == "refused"
     run = reread(committed_db, run.id)
     assert run.status == "refused" and "the candidate is the champion" in run.refusal_reasons[0]
+    assert "--calibrate" in run.refusal_reasons[0]  # the one way to re-evaluate it
     assert committed_db.scalar(select(func.count()).select_from(ModelVersion)) == 0
+
+
+def test_calibrating_the_configured_champion_measures_it_once_and_fits_its_temperature(
+    committed_db, site, tiny_classifier
+):
+    settings, store = site
+    seed_crops(committed_db, store)
+    with pytest.raises(BadCandidate, match="leave the weights and prompts empty"):
+        start_classifier_run(session=committed_db, store=store, settings=settings,
+                             trigger="cli", prompt_version="v2-site", calibrate=True)  # fmt: skip
+    run = start_classifier_run(session=committed_db, store=store, settings=settings,
+                               trigger="page", calibrate=True)  # fmt: skip
+    committed_db.commit()
+    champion = {"uri": str(tiny_classifier), "prompt_version": "v2"}
+    assert run.candidate == {**champion, "calibrate": True}
+    assert run_classifier_evaluation(run.id, settings=settings, store=store) == "succeeded"
+
+    run = reread(committed_db, run.id)
+    assert run.step == run.total_steps == 10  # one model on 10 crops: it is the champion
+    version = committed_db.get(ModelVersion, run.model_version_id)
+    assert (version.uri, version.prompt_version) == (champion["uri"], "v2")
+    metrics = version.metrics
+    # Measured as it serves (unscaled, never calibrated), so the fit is the temperature.
+    assert metrics["served_temperature"] == 1.0
+    assert metrics["temperature"] == pytest.approx(metrics["baseline"]["temperature"])
+    assert metrics["baseline"]["accuracy"] == metrics["accuracy"]
+    line = version.gate["reasons"][-1]
+    assert line.endswith("as served (temperature 1.000)")
+    lowered = metrics["calibrated_error"] < metrics["calibration_error"]
+    assert line.startswith("pass" if lowered else "FAIL")
+    assert version.gate["passed"] is lowered  # the relaxed bars pass everything else
+
+
+def test_a_calibrated_champion_is_measured_at_its_temperature_and_scaled_further(
+    committed_db, site, tiny_classifier
+):
+    from tests.integration.review_support import register_version
+
+    settings, store = site
+    seed_crops(committed_db, store)
+    calibrated = register_version(committed_db, "classifier", "cls-t2", uri=str(tiny_classifier),
+                                  prompt_version="v2", metrics={"temperature": 2.0})  # fmt: skip
+    service.set_alias(session=committed_db, alias="champion", model_version=calibrated)
+    run = start_classifier_run(session=committed_db, store=store, settings=settings,
+                               trigger="cli", calibrate=True)  # fmt: skip
+    committed_db.commit()
+    assert run_classifier_evaluation(run.id, settings=settings, store=store) == "succeeded"
+    metrics = committed_db.get(ModelVersion, reread(committed_db, run.id).model_version_id).metrics
+    assert metrics["served_temperature"] == 2.0
+    # Temperatures compose: scaling by 2, then by the new fit t, is scaling by 2t.
+    assert metrics["temperature"] == pytest.approx(2.0 * metrics["baseline"]["temperature"])
 
 
 def test_bad_candidates_are_refused_with_reasons(committed_db, site):

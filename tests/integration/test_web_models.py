@@ -187,6 +187,19 @@ def test_a_classifier_candidate_with_unknown_prompts_is_refused_before_any_run(m
     assert "there is no champion classifier to start from" in ml.get("/ml/models").text
 
 
+def test_calibrating_the_champion_from_the_page(ml, db_session):
+    csrf = session_csrf(ml)
+    page = ml.get("/ml/models").text
+    assert 'id="calibrate"' in page and "Calibrate the champion" in page
+    ml.post("/ml/classifier/evaluate", data={"calibrate": "true", "prompt_version": "v2"},
+            headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert "leave the weights and prompts empty" in ml.get("/ml/models").text
+    ml.post("/ml/classifier/evaluate", data={"calibrate": "true"},
+            headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert "there is no champion classifier to start from" in ml.get("/ml/models").text
+    assert db_session.scalars(select(TrainingRun)).all() == []
+
+
 def test_a_classifier_candidate_without_verified_crops_is_refused_and_shown(ml, db_session):
     ml.post("/ml/classifier/evaluate", data={"prompt_version": "v2", "uri": "s3://m/<b>x</b>"},
             headers={"X-CSRF-Token": session_csrf(ml)})  # fmt: skip

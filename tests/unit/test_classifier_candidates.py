@@ -103,6 +103,33 @@ def test_the_classifier_gate_uses_the_field_reports_criteria_and_the_regression_
     assert "FAIL: human_agreement 0.8000 (minimum 0.88)" in low.reasons
 
 
+def test_a_calibration_passes_only_if_it_lowers_the_calibration_error():
+    from app.learning.classifier import calibration_check
+
+    metrics = {"calibration_error": 0.12, "calibrated_error": 0.04, "temperature": 1.8,
+               "served_temperature": 1.0}  # fmt: skip
+    ok, line = calibration_check(metrics)
+    assert ok and line == (
+        "pass: calibration error 0.0400 at temperature 1.800 vs 0.1200 as served "
+        "(temperature 1.000)"
+    )
+    ok, line = calibration_check({**metrics, "calibrated_error": 0.12})
+    assert not ok and line.startswith("FAIL")
+
+
+def test_only_a_calibration_may_be_the_champion_and_only_while_it_is():
+    from app.learning.classifier import Candidate, _refusal
+
+    plain, calibrate = Candidate("/m", "v2"), Candidate("/m", "v2", calibrate=True)
+    assert "the candidate is the champion" in _refusal(plain, same=True, weights="w1")
+    assert _refusal(plain, same=False, weights="w1") == ""
+    assert _refusal(calibrate, same=True, weights="w1") == ""
+    assert "the champion changed" in _refusal(calibrate, same=False, weights="w1")
+    # Stored on the run: only a calibration says so, so older runs read back unchanged.
+    assert plain.as_dict() == {"uri": "/m", "prompt_version": "v2"}
+    assert Candidate(**calibrate.as_dict()) == calibrate
+
+
 def test_a_sites_prompt_directory_is_searched_first(tmp_path: Path, monkeypatch):
     site_prompts(tmp_path, "v2-site")
     with pytest.raises(ValueError, match="unknown prompt version 'v2-site'"):
