@@ -11,8 +11,9 @@ evaluate candidate, then champion, on the same crops -> gate -> register -> stag
 
 Calibrating the champion is the one candidate that is the champion: the same weights and
 prompts, measured once as they serve (at the temperature in use), with a temperature
-fitted on top. It must lower the calibration error to pass. Nothing else could calibrate
-a champion that came from configuration rather than from a candidate.
+fitted on top. It must lower the calibration error to pass, and then it is the champion
+at once: its answers are the champion's, so an A/B test of agreement could not tell them
+apart. Nothing else could calibrate a champion that came from configuration.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from app.learning.snapshot import load_manifest
 from app.learning.tables import DatasetSnapshot, TrainingRun
 from app.policy.promotion import gate
 from app.registry.experiments import content_hash
-from app.registry.service import get_alias
+from app.registry.service import get_alias, running_experiment
 from app.registry.serving import registered_temperature
 from app.storage import ObjectStore, get_store
 
@@ -134,6 +135,11 @@ def start_classifier_run(
     candidate = candidate_for(
         champion, settings, uri=uri, prompt_version=prompt_version, calibrate=calibrate
     )
+    if calibrate and running_experiment(session=session) is not None:
+        raise BadCandidate(
+            "experiment_running",
+            "an experiment is running: promote or end it before calibrating the champion",
+        )
     # A crop a prompt shows as an example would flatter it: neither side is judged on one.
     shown = example_crops(candidate.prompt_version)
     if champion is not None:
@@ -227,6 +233,7 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
         metrics=metrics, gate_result=gate_result,
         run_metrics={**metrics, "candidate": candidate.as_dict()}, snapshot_id=snapshot.id,
         prompt_version=candidate.prompt_version, settings=settings,
+        calibration=candidate.calibrate,
     )  # fmt: skip
     return "succeeded"
 

@@ -3,8 +3,8 @@
 A detector run (app.learning.training) and a classifier run (app.learning.classifier)
 end the same way: the candidate is registered as an immutable version with its metrics
 and gate in the run's own transaction, and a version that passed its gate becomes the
-challenger. Nothing here moves the champion, so a run can never change what serves
-without an experiment.
+challenger. Only a calibration of the champion moves the champion (`_calibrate` says
+why); no other run changes what serves without an experiment.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from app.config import Settings
 from app.db import session_scope, utcnow
 from app.learning import runs
 from app.learning.progress import Heartbeat, RunAbandoned
-from app.registry.experiments import NothingToDo, register_configured_champions, stage_challenger
+from app.registry.experiments import (
+    NothingToDo,
+    move_alias,
+    register_configured_champions,
+    stage_challenger,
+)
 from app.registry.service import register_model_version, running_experiment
 
 log = logging.getLogger(__name__)
@@ -58,9 +63,11 @@ def finish_run(
     snapshot_id: int,
     prompt_version: str | None,
     settings: Settings,
+    calibration: bool = False,
 ) -> None:
     """Register the version and finish the run in one transaction, if the run is still ours;
-    a version that passed its gate becomes the challenger in the same transaction."""
+    a version that passed its gate becomes the challenger in the same transaction (a
+    calibration of the champion becomes the champion)."""
     with session_scope() as session:
         run = runs.lock_running(session=session, run_id=run_id)
         if run is None:
@@ -74,8 +81,32 @@ def finish_run(
         run.status, run.phase, run.finished_at, run.heartbeat_at = "succeeded", "done", now, now
         run.metrics = run_metrics
         run.gate, run.model_version_id = gate_result, row.id
-        if gate_result.get("passed") and settings.retrain_auto_stage:
+        if gate_result.get("passed") and calibration:
+            _calibrate(session, row, settings, actor_id=run.triggered_by_id)
+        elif gate_result.get("passed") and settings.retrain_auto_stage:
             _stage(session, row, settings)
+
+
+def _calibrate(session: Any, calibrated: Any, settings: Settings, actor_id: int | None) -> None:
+    """The champion's calibration replaces it at once (`loupe models rollback` undoes it).
+
+    It gives the same answers as the champion, so an A/B test of agreement with the
+    inspectors could never show it better and would always roll it back; its gate has
+    checked, on crops it was not fitted on, that it states its certainty better. An
+    experiment that runs keeps its champion: the calibration then stays registered only.
+    """
+    if running_experiment(session=session) is not None:
+        log.info("%s passed its gate; an experiment runs, so it is not applied",
+                 calibrated.version)  # fmt: skip
+        return
+    register_configured_champions(
+        session=session, detector_uri=settings.detector_uri,
+        classifier_uri=settings.classifier_uri, cache_dir=settings.model_cache_dir,
+        prompt_version=settings.prompt_version,
+    )  # fmt: skip
+    temperature = calibrated.metrics.get("temperature")
+    move_alias(session=session, alias="champion", version=calibrated, actor_id=actor_id,
+               why=f"calibrated: temperature {temperature:.3f}")  # fmt: skip
 
 
 def _stage(session: Any, candidate: Any, settings: Settings) -> None:

@@ -39,7 +39,7 @@ def test_the_ml_team_evaluates_a_new_prompt_version(live_stack, browser):  # noq
     page.locator("form.language-switch button[value=en]").click()
     page.wait_for_load_state()
 
-    form = page.locator("#classifier-candidate form")
+    form = page.locator("form#candidate")
     form.locator("select[name=prompt_version]").select_option(SITE_PROMPTS)
     form.locator("button[type=submit]").click()
     page.wait_for_url("**/ml/models")
