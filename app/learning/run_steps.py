@@ -99,11 +99,7 @@ def _calibrate(session: Any, calibrated: Any, settings: Settings, actor_id: int 
         log.info("%s passed its gate; an experiment runs, so it is not applied",
                  calibrated.version)  # fmt: skip
         return
-    register_configured_champions(
-        session=session, detector_uri=settings.detector_uri,
-        classifier_uri=settings.classifier_uri, cache_dir=settings.model_cache_dir,
-        prompt_version=settings.prompt_version,
-    )  # fmt: skip
+    _register_configured(session, settings)
     temperature = calibrated.metrics.get("temperature")
     move_alias(session=session, alias="champion", version=calibrated, actor_id=actor_id,
                why=f"calibrated: temperature {temperature:.3f}")  # fmt: skip
@@ -115,17 +111,23 @@ def _stage(session: Any, candidate: Any, settings: Settings) -> None:
     if running_experiment(session=session) is not None:
         log.info("%s passed its gate; an experiment runs, so it is not staged", candidate.version)
         return
-    register_configured_champions(
-        session=session, detector_uri=settings.detector_uri,
-        classifier_uri=settings.classifier_uri, cache_dir=settings.model_cache_dir,
-        prompt_version=settings.prompt_version,
-    )  # fmt: skip
+    _register_configured(session, settings)
     try:
         stage_challenger(
             session=session, candidate=candidate, share=settings.experiment_share, actor_id=None
         )
     except NothingToDo as exc:
         log.warning("%s passed its gate but was not staged: %s", candidate.version, exc)
+
+
+def _register_configured(session: Any, settings: Settings) -> None:
+    """What serves from configuration enters the registry, so that an alias can move
+    away from it and back (rollback)."""
+    register_configured_champions(
+        session=session, detector_uri=settings.detector_uri,
+        classifier_uri=settings.classifier_uri, cache_dir=settings.model_cache_dir,
+        prompt_version=settings.prompt_version,
+    )  # fmt: skip
 
 
 def progress(run_id: int, **values: Any) -> bool:
