@@ -10,7 +10,8 @@ region) three ways, interleaved request by request:
 
   in-process   models.pipeline with the models loaded in this process
   Ray Serve    HTTP -> ingress -> detector and classifier deployments (models.serve)
-  + Celery     a Celery task (Redis broker and result) that makes the same HTTP call
+  + Celery     a Celery task (Redis broker and result) naming a stored photo, whose
+               worker reads it and makes the same HTTP call
 
 Ray gives each replica one torch thread and the in-process run is pinned to one too, yet
 the same forward pass runs 10-40 ms faster or slower in one process than in another on
@@ -26,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def overhead(
     try:
         url = _timed("start Ray Serve", lambda: runner.start(port=free_port(), **settings))
         client = HttpInferenceClient(url, timeout_s=120)
-        with celery_task(url) as through_celery:
+        with celery_task(url, photos) as through_celery:
             ways = {
                 "in-process": lambda p: (
                     loop.run_until_complete(
@@ -154,22 +155,19 @@ def _interleaved(
     return samples
 
 
-def _b64(photo: bytes) -> str:
-    return base64.b64encode(photo).decode()
-
-
 # The worker runs in a process of its own, as in production, so that it does not share a
 # GIL with the in-process measurement.
 _WORKER = """
-import base64, sys
+import sys
+from pathlib import Path
 from celery import Celery
 from models.serve.client import HttpInferenceClient
 app = Celery("bench", broker=sys.argv[1], backend=sys.argv[1])
 client = HttpInferenceClient(sys.argv[2], timeout_s=120)
 
 @app.task(name="bench.infer")
-def infer(photo_b64):
-    photos = [base64.b64decode(photo_b64)]
+def infer(photo_path):
+    photos = [Path(photo_path).read_bytes()]
     return client.infer(inspection_id="bench", photos=photos).timings
 
 app.worker_main(["worker", "--pool=solo", "--loglevel=WARNING", "--without-mingle",
@@ -178,10 +176,19 @@ app.worker_main(["worker", "--pool=solo", "--loglevel=WARNING", "--without-mingl
 
 
 @contextmanager
-def celery_task(url: str) -> Iterator[Callable[[bytes], Any]]:
-    """A Celery task (Redis broker and results) that makes the worker's HTTP call."""
+def celery_task(url: str, photos: list[bytes]) -> Iterator[Callable[[bytes], Any]]:
+    """A Celery task (Redis broker and results) that makes the worker's HTTP call.
+
+    As in production, the task names its photos and the worker reads them from storage
+    (here a directory, as `make run`'s local store): photos never travel through Redis.
+    """
     from celery import Celery
 
+    stored = Path(tempfile.mkdtemp(prefix="bench-photos-"))
+    paths = {}
+    for index, photo in enumerate(photos):
+        paths[photo] = stored / f"{index}.jpg"
+        paths[photo].write_bytes(photo)
     broker = _redis_url()
     root = Path(__file__).resolve().parents[1]
     worker = subprocess.Popen(
@@ -190,11 +197,12 @@ def celery_task(url: str) -> Iterator[Callable[[bytes], Any]]:
     )  # fmt: skip
     app = Celery("bench", broker=broker, backend=broker)
     try:
-        call = lambda photo: app.send_task("bench.infer", args=[_b64(photo)]).get(timeout=120)  # noqa: E731
+        call = lambda photo: app.send_task("bench.infer", args=[str(paths[photo])]).get(timeout=120)  # noqa: E731
         yield call
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+        shutil.rmtree(stored)
 
 
 def _redis_url() -> str:
