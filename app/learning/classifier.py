@@ -35,6 +35,7 @@ from app.learning.progress import RunAbandoned
 from app.learning.rules import classifier_gate_rules
 from app.learning.snapshot import load_manifest
 from app.learning.tables import DatasetSnapshot, TrainingRun
+from app.policy.problems import Problem
 from app.policy.promotion import gate
 from app.registry.experiments import content_hash
 from app.registry.service import get_alias, running_experiment
@@ -238,17 +239,20 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
     return "succeeded"
 
 
-def _refusal(candidate: Candidate, same: bool, weights: str) -> str:
-    """Why the candidate cannot be evaluated against this champion ("" if it can)."""
+def _refusal(candidate: Candidate, same: bool, weights: str) -> Problem | None:
+    """Why the candidate cannot be evaluated against this champion (None if it can)."""
+    prompts = candidate.prompt_version
     if same and not candidate.calibrate:
-        return (
+        return Problem(
             f"the candidate is the champion: same weights ({weights}) and prompts "
-            f"({candidate.prompt_version}); change the weights or the prompts, or calibrate "
-            f"the champion (`loupe retrain classifier --calibrate`)"
-        )
+            f"({prompts}); change the weights or the prompts, or calibrate the champion "
+            "(`loupe retrain classifier --calibrate`)",
+            "candidate_is_champion", weights=weights, prompts=prompts,
+        )  # fmt: skip
     if candidate.calibrate and not same:
-        return "the champion changed after its calibration was asked for; ask again"
-    return ""
+        return Problem("the champion changed after its calibration was asked for; ask again",
+                       "champion_changed")  # fmt: skip
+    return None
 
 
 def calibration_check(metrics: dict[str, Any]) -> tuple[bool, str]:

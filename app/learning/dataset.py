@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from app.learning.photos import fetch_photo
+from app.policy.problems import Problem
 from app.policy.retrain import DatasetRules, dataset_problems
 from app.storage import ObjectStore
 from models.contracts import Box
@@ -44,15 +45,14 @@ def counts_per_class(
 
 def training_problems(
     train_samples: int, type_counts: dict[str, int], classes: Sequence[str], rules: DatasetRules
-) -> list[str]:
+) -> list[Problem]:
     """Why the train split cannot fine-tune a detector with these classes; empty if it can."""
     counts, unknown = counts_per_class(type_counts, classes)
     problems = dataset_problems(counts, train_samples, list(classes), rules)
     if unknown:
-        problems.append(
-            f"human types {', '.join(unknown)} are not classes of the detector "
-            f"({', '.join(classes)})"
-        )
+        types, known = ", ".join(unknown), ", ".join(classes)
+        text = f"human types {types} are not classes of the detector ({known})"
+        problems.append(Problem(text, "unknown_types", types=types, classes=known))
     return problems
 
 

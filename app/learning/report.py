@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,17 @@ from app.registry.tables import ModelVersion
 
 HEADLINE = ("map50", "map50_95", "precision", "recall")
 CLASSIFIER_HEADLINE = ("accuracy", "human_agreement", "severity_accuracy", "calibration_error")
+
+
+def refusals(run: TrainingRun, t: Callable[..., str]) -> list[str]:
+    """The run's refusal reasons in the reader's language (`t`). A reason stored without
+    a code (runs from before codes were kept) reads as written, in English."""
+    codes = run.refusal_codes or []
+    said = []
+    for index, reason in enumerate(run.refusal_reasons):
+        code = codes[index] if index < len(codes) else None
+        said.append(t(f"refusal.{code['key']}", **code["params"]) if code else reason)
+    return said
 
 
 def _number(value: Any) -> str:

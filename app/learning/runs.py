@@ -27,6 +27,7 @@ from app.learning.crops import take_crops_snapshot
 from app.learning.rules import dataset_rules
 from app.learning.snapshot import reserve_for_training, take_snapshot
 from app.learning.tables import ACTIVE_STATUSES, TRIGGERS, TrainingRun
+from app.policy.problems import Problem, codes
 from app.policy.retrain import dataset_problems
 from app.storage import ObjectStore
 
@@ -120,11 +121,13 @@ def start_classifier_run(
         exclude=exclude_crops,
     )  # fmt: skip
     problems = []
-    if snapshot.samples < settings.classifier_eval_min_crops:
-        problems.append(
-            f"only {snapshot.samples} verified crops to evaluate on; at least "
-            f"{settings.classifier_eval_min_crops} are needed (LOUPE_CLASSIFIER_EVAL_MIN_CROPS)"
-        )
+    minimum = settings.classifier_eval_min_crops
+    if snapshot.samples < minimum:
+        problems.append(Problem(
+            f"only {snapshot.samples} verified crops to evaluate on; at least {minimum} are "
+            "needed (LOUPE_CLASSIFIER_EVAL_MIN_CROPS)",
+            "too_few_crops", count=snapshot.samples, minimum=minimum,
+        ))  # fmt: skip
     run = _new_run(session, "classifier", candidate, snapshot.id, trigger, user_id, problems, now)
     if not problems:
         session.add(Outbox(task=EVALUATE_CLASSIFIER, payload={"run_id": run.id}, created_at=now))
@@ -145,6 +148,7 @@ def _new_run(
         triggered_by_id=user_id,
         snapshot_id=snapshot_id,
         refusal_reasons=problems,
+        refusal_codes=codes(problems),
         metrics={},
         created_at=now,
         heartbeat_at=now,
@@ -209,7 +213,7 @@ def refuse_run(
     *, session: Session, run_id: int, reasons: list[str], now: datetime | None = None
 ) -> bool:
     values = {"status": "refused", "phase": "refused", "refusal_reasons": reasons,
-              "finished_at": now or utcnow()}  # fmt: skip
+              "refusal_codes": codes(reasons), "finished_at": now or utcnow()}  # fmt: skip
     return _guarded(session, run_id, ACTIVE_STATUSES, values)
 
 

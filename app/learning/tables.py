@@ -151,7 +151,10 @@ class TrainingRun(Base):
     phase: Mapped[str] = mapped_column(String(30), default="queued")
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
-    refusal_reasons: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    refusal_reasons: Mapped[list[str]] = mapped_column(JSONB, default=list)  # in English
+    # Beside each reason, {"key", "params"} to say it in the reader's language (None: it
+    # can only be shown as written): app.policy.problems.
+    refusal_codes: Mapped[list[dict[str, Any] | None]] = mapped_column(JSONB, default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     gate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # {"passed": bool, "reasons"}
     model_version_id: Mapped[int | None] = mapped_column(

@@ -25,6 +25,7 @@ from app.learning.publish import models_base_uri, publish_model
 from app.learning.rules import dataset_rules, gate_rules
 from app.learning.snapshot import load_manifest
 from app.learning.tables import DatasetSnapshot, TrainingRun
+from app.policy.problems import Problem
 from app.policy.promotion import gate
 from app.registry.service import get_alias
 from app.storage import ObjectStore, get_store
@@ -63,7 +64,8 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
         try:
             init_uri = _init_uri(session, settings)
         except NothingToFineTune as exc:
-            runs.refuse_run(session=session, run_id=run_id, reasons=[str(exc)])
+            reason = Problem(str(exc), "nothing_to_fine_tune")
+            runs.refuse_run(session=session, run_id=run_id, reasons=[reason])
             return "refused"
     init_dir = resolve_model_dir(init_uri, settings.model_cache)
     problems = dataset.training_problems(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.policy.problems import Problem
+
 
 @dataclass(frozen=True)
 class TriggerRules:
@@ -65,17 +67,20 @@ class DatasetRules:
 
 def dataset_problems(
     class_counts: dict[str, int], total_samples: int, classes: list[str], rules: DatasetRules
-) -> list[str]:
+) -> list[Problem]:
     """Why a training snapshot must be refused; empty when it is fit to train on."""
     problems = []
     if total_samples < rules.min_samples:
-        problems.append(f"only {total_samples} samples; at least {rules.min_samples} needed")
+        problems.append(Problem(f"only {total_samples} samples; at least {rules.min_samples} "
+                                "needed", "too_few_samples", count=total_samples,
+                                minimum=rules.min_samples))  # fmt: skip
     for name in classes:
         count = class_counts.get(name, 0)
         if count == 0:
-            problems.append(f"class {name} has no examples")
+            problems.append(Problem(f"class {name} has no examples", "class_empty", name=name))
         elif count < rules.min_per_class:
-            problems.append(
-                f"class {name} has {count} examples; at least {rules.min_per_class} needed"
-            )
+            problems.append(Problem(
+                f"class {name} has {count} examples; at least {rules.min_per_class} needed",
+                "class_small", name=name, count=count, minimum=rules.min_per_class,
+            ))  # fmt: skip
     return problems

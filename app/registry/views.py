@@ -19,7 +19,7 @@ from app.config import get_settings
 from app.db import SessionDep, utcnow
 from app.i18n import translator
 from app.learning import classifier, runs, testset, trigger
-from app.learning.report import CLASSIFIER_HEADLINE
+from app.learning.report import CLASSIFIER_HEADLINE, refusals
 from app.registry import experiments, service
 from app.registry.tables import ModelAlias, ModelVersion
 from app.storage import get_store
@@ -47,6 +47,7 @@ def models_page(request: Request, session: SessionDep, user: MlDep) -> Response:
         "now": utcnow(),
         "runs": runs.recent_runs(session=session, limit=10),
         "active": runs.active_run(session=session),
+        "refusals": refusals,
     }
     if is_htmx(request):
         # The runs block polls itself every 2 s while a run is active: it reads the runs
@@ -94,7 +95,7 @@ def retrain_now(request: Request, session: SessionDep, user: MlDep) -> Response:
         return _back(request, t("models.run_in_progress", run=exc.run_id))
     session.commit()
     if run.status == "refused":
-        return _back(request, t("models.refused", reasons="; ".join(run.refusal_reasons)))
+        return _back(request, t("models.refused", reasons="; ".join(refusals(run, t))))
     return _back(request, t("models.run_started", run=run.id))
 
 
@@ -123,7 +124,7 @@ def evaluate_classifier(
         return _back(request, t(f"models.bad_candidate.{exc.reason}", **exc.params))
     session.commit()
     if run.status == "refused":
-        return _back(request, t("models.refused", reasons="; ".join(run.refusal_reasons)))
+        return _back(request, t("models.refused", reasons="; ".join(refusals(run, t))))
     candidate = run.candidate or {}
     started = "models.calibrate_started" if calibrate else "models.candidate_started"
     return _back(request, t(started, run=run.id, uri=candidate.get("uri"),

@@ -220,6 +220,16 @@ def test_a_refused_candidate_and_a_busy_slot_are_explained_in_the_users_language
     client.post("/ml/classifier/evaluate", data={"prompt_version": "v2"},
                 headers={"X-CSRF-Token": csrf})  # fmt: skip
     assert "기준이 될 챔피언 분류기가 없습니다" in client.get("/ml/models").text
+    # A run refused for want of crops: the notice and the runs table say why in Korean.
+    client.post("/ml/classifier/evaluate", data={"prompt_version": "v2", "uri": "/m/cls"},
+                headers={"X-CSRF-Token": csrf})  # fmt: skip
+    page = client.get("/ml/models").text
+    assert page.count("평가할 검증된 크롭이 0개뿐입니다") == 2 and "verified crops" not in page
+    # A run stored before reasons had codes reads as it was written.
+    db_session.add(TrainingRun(status="refused", trigger="page", phase="refused", metrics={},
+                               refusal_reasons=["an old reason"]))  # fmt: skip
+    db_session.commit()
+    assert "an old reason" in client.get("/ml/models").text
     db_session.add(TrainingRun(status="queued", trigger="page", refusal_reasons=[],
                                metrics={}, phase="queued"))  # fmt: skip
     db_session.commit()

@@ -122,8 +122,8 @@ def test_only_a_calibration_may_be_the_champion_and_only_while_it_is():
 
     plain, calibrate = Candidate("/m", "v2"), Candidate("/m", "v2", calibrate=True)
     assert "the candidate is the champion" in _refusal(plain, same=True, weights="w1")
-    assert _refusal(plain, same=False, weights="w1") == ""
-    assert _refusal(calibrate, same=True, weights="w1") == ""
+    assert _refusal(plain, same=False, weights="w1") is None
+    assert _refusal(calibrate, same=True, weights="w1") is None
     assert "the champion changed" in _refusal(calibrate, same=False, weights="w1")
     # Stored on the run: only a calibration says so, so older runs read back unchanged.
     assert plain.as_dict() == {"uri": "/m", "prompt_version": "v2"}

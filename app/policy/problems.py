@@ -1,0 +1,30 @@
+"""Why something cannot go ahead, said once for every reader.
+
+A problem is its English text (what logs and the command line print, and what older
+rows stored) that also carries a message key and its parameters, so that a page can say
+it in the reader's language (`refusal.<key>` in app/messages). Being a `str`, it goes
+wherever a reason string went before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Problem(str):
+    key: str
+    params: dict[str, Any]
+
+    def __new__(cls, text: str, key: str, **params: Any) -> Problem:
+        problem = super().__new__(cls, text)
+        problem.key, problem.params = key, params
+        return problem
+
+    def code(self) -> dict[str, Any]:
+        """What is stored to say it again in another language."""
+        return {"key": self.key, "params": self.params}
+
+
+def codes(reasons: list[str]) -> list[dict[str, Any] | None]:
+    """Each reason's code; None for a plain string, which can only be shown as written."""
+    return [reason.code() if isinstance(reason, Problem) else None for reason in reasons]
