@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from models.taxonomy import Label, load_taxonomy
 
@@ -45,6 +46,18 @@ def translate(language: str, key: str, /, **params: object) -> str:
         log.warning("missing UI message %r for language %r", key, language)
         message = all_catalogues[DEFAULT_LANGUAGE].get(key, key)
     return message.format(**params) if params else message
+
+
+def say(
+    t: Translator, texts: Sequence[str], codes: Sequence[dict[str, Any] | None] | None
+) -> list[str]:
+    """Stored texts in the reader's language, from the codes stored beside them
+    (app.policy.problems); a text without a code (older rows) reads as written."""
+    codes = codes or []
+    return [
+        t(codes[i]["key"], **codes[i]["params"]) if i < len(codes) and codes[i] else text
+        for i, text in enumerate(texts)
+    ]
 
 
 def translator(language: str) -> Translator:

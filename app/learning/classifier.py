@@ -247,11 +247,11 @@ def _refusal(candidate: Candidate, same: bool, weights: str) -> Problem | None:
             f"the candidate is the champion: same weights ({weights}) and prompts "
             f"({prompts}); change the weights or the prompts, or calibrate the champion "
             "(`loupe retrain classifier --calibrate`)",
-            "candidate_is_champion", weights=weights, prompts=prompts,
+            "refusal.candidate_is_champion", weights=weights, prompts=prompts,
         )  # fmt: skip
     if candidate.calibrate and not same:
         return Problem("the champion changed after its calibration was asked for; ask again",
-                       "champion_changed")  # fmt: skip
+                       "refusal.champion_changed")  # fmt: skip
     return None
 
 

@@ -52,7 +52,7 @@ def training_problems(
     if unknown:
         types, known = ", ".join(unknown), ", ".join(classes)
         text = f"human types {types} are not classes of the detector ({known})"
-        problems.append(Problem(text, "unknown_types", types=types, classes=known))
+        problems.append(Problem(text, "refusal.unknown_types", types=types, classes=known))
     return problems
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from app.i18n import say
 from app.learning.tables import DatasetSnapshot, TrainingRun, TriggerCheck
 from app.registry.tables import ModelVersion
 
@@ -14,14 +15,8 @@ CLASSIFIER_HEADLINE = ("accuracy", "human_agreement", "severity_accuracy", "cali
 
 
 def refusals(run: TrainingRun, t: Callable[..., str]) -> list[str]:
-    """The run's refusal reasons in the reader's language (`t`). A reason stored without
-    a code (runs from before codes were kept) reads as written, in English."""
-    codes = run.refusal_codes or []
-    said = []
-    for index, reason in enumerate(run.refusal_reasons):
-        code = codes[index] if index < len(codes) else None
-        said.append(t(f"refusal.{code['key']}", **code["params"]) if code else reason)
-    return said
+    """The run's refusal reasons in the reader's language (`t`)."""
+    return say(t, run.refusal_reasons, run.refusal_codes)
 
 
 def _number(value: Any) -> str:

@@ -126,7 +126,7 @@ def start_classifier_run(
         problems.append(Problem(
             f"only {snapshot.samples} verified crops to evaluate on; at least {minimum} are "
             "needed (LOUPE_CLASSIFIER_EVAL_MIN_CROPS)",
-            "too_few_crops", count=snapshot.samples, minimum=minimum,
+            "refusal.too_few_crops", count=snapshot.samples, minimum=minimum,
         ))  # fmt: skip
     run = _new_run(session, "classifier", candidate, snapshot.id, trigger, user_id, problems, now)
     if not problems:

@@ -62,9 +62,12 @@ class TriggerCheck(Base):
     class_precision: Mapped[dict[str, float]] = mapped_column(JSONB, default=dict)
     class_support: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
     fired: Mapped[bool] = mapped_column(Boolean)
-    reasons: Mapped[list[str]] = mapped_column(JSONB, default=list)
-    # Why a check that fired started nothing: a run in progress, or the cooldown.
+    reasons: Mapped[list[str]] = mapped_column(JSONB, default=list)  # in English
+    reason_codes: Mapped[list[dict[str, Any] | None]] = mapped_column(JSONB, default=list)
+    # What a check that fired did: started a run, or why not (a run in progress, the
+    # cooldown); with its code, as for the reasons (app.policy.problems).
     note: Mapped[str] = mapped_column(Text, default="")
+    note_code: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_run.id"))
 
 

@@ -64,7 +64,7 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
         try:
             init_uri = _init_uri(session, settings)
         except NothingToFineTune as exc:
-            reason = Problem(str(exc), "nothing_to_fine_tune")
+            reason = Problem(str(exc), "refusal.nothing_to_fine_tune")
             runs.refuse_run(session=session, run_id=run_id, reasons=[reason])
             return "refused"
     init_dir = resolve_model_dir(init_uri, settings.model_cache)

@@ -29,6 +29,7 @@ from app.learning.rules import trigger_rules, trigger_window
 from app.learning.tables import DatasetSnapshot, TrainingRun, TriggerCheck
 from app.learning.verified import count_new_samples
 from app.policy.metrics import NOT_A_DEFECT
+from app.policy.problems import Problem, codes
 from app.policy.retrain import TriggerInput, should_retrain
 from app.review.tables import Decision, DecisionRegion, ReviewTask
 from app.storage import ObjectStore
@@ -72,10 +73,12 @@ def check(
         class_support=data.class_support,
         fired=decision.retrain,
         reasons=decision.reasons,
+        reason_codes=codes(decision.reasons),
         note="",
     )
     if decision.retrain:
-        row.note, row.training_run_id = _start_if_free(session, settings, store, now)
+        note, row.training_run_id = _start_if_free(session, settings, store, now)
+        row.note, row.note_code = note, note.code()
     session.add(row)
     session.flush()
     return row
@@ -87,22 +90,26 @@ def recent_checks(*, session: Session, limit: int = 20) -> list[TriggerCheck]:
 
 def _start_if_free(
     session: Session, settings: Settings, store: ObjectStore, now: datetime
-) -> tuple[str, int | None]:
+) -> tuple[Problem, int | None]:
+    """What the check did about a trigger that fired, and the run it started."""
     # A classifier evaluation trains nothing: it does not delay the detector's retraining.
     last = runs.latest_run(session=session, kind="detector")
     cooldown = timedelta(seconds=settings.retrain_cooldown_s)
     if last is not None and not last.is_active and last.created_at > now - cooldown:
-        until = last.created_at + cooldown
-        return f"cooling down after run {last.id} until {until:%Y-%m-%d %H:%M} UTC", None
+        until = f"{last.created_at + cooldown:%Y-%m-%d %H:%M}"
+        return Problem(f"cooling down after run {last.id} until {until} UTC",
+                       "trigger_note.cooling_down", run=last.id, until=until), None  # fmt: skip
     try:
         run = runs.start_run(
             session=session, store=store, settings=settings, trigger="beat", now=now
         )
     except runs.RunInProgress as exc:
-        return str(exc), None
+        return Problem(str(exc), "trigger_note.run_in_progress", run=exc.run_id), None
     if run.status == "refused":
-        return f"run {run.id} refused: {'; '.join(run.refusal_reasons)}", run.id
-    return f"started run {run.id}", run.id
+        # The runs table says why, in the reader's language.
+        return Problem(f"run {run.id} refused: {'; '.join(run.refusal_reasons)}",
+                       "trigger_note.refused", run=run.id), run.id  # fmt: skip
+    return Problem(f"started run {run.id}", "trigger_note.started", run=run.id), run.id
 
 
 def _last_trained_decision(session: Session) -> int | None:

@@ -1,8 +1,8 @@
 """Why something cannot go ahead, said once for every reader.
 
 A problem is its English text (what logs and the command line print, and what older
-rows stored) that also carries a message key and its parameters, so that a page can say
-it in the reader's language (`refusal.<key>` in app/messages). Being a `str`, it goes
+rows stored) that also carries a message key (app/messages) and its parameters, so that
+a page can say it in the reader's language (app.i18n.say). Being a `str`, it goes
 wherever a reason string went before.
 """
 

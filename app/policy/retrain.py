@@ -32,30 +32,33 @@ class TriggerInput:
 @dataclass(frozen=True)
 class TriggerDecision:
     retrain: bool
-    reasons: list[str]
+    reasons: list[Problem]
 
 
 def should_retrain(data: TriggerInput, rules: TriggerRules) -> TriggerDecision:
     """Retrain when any trigger fires; every reason that fired is listed with its numbers."""
     reasons = []
     if data.new_verified_samples >= rules.min_new_samples:
-        reasons.append(
-            f"{data.new_verified_samples} new verified samples (trigger {rules.min_new_samples})"
-        )
+        count, trigger = data.new_verified_samples, rules.min_new_samples
+        reasons.append(Problem(f"{count} new verified samples (trigger {trigger})",
+                               "trigger.new_samples", count=count, trigger=trigger))  # fmt: skip
     if data.reviewed:
         rate = data.disagreements / data.reviewed
         if rate >= rules.max_disagreement:
-            reasons.append(
-                f"disagreement {rate:.1%} of {data.reviewed} reviews "
-                f"(trigger {rules.max_disagreement:.0%})"
-            )
+            shown, trigger = f"{rate:.1%}", f"{rules.max_disagreement:.0%}"
+            reasons.append(Problem(
+                f"disagreement {shown} of {data.reviewed} reviews (trigger {trigger})",
+                "trigger.disagreement", rate=shown, reviewed=data.reviewed, trigger=trigger,
+            ))  # fmt: skip
     for name, precision in sorted(data.class_precision.items()):
         support = data.class_support.get(name, 0)
         if support >= rules.min_class_support and precision < rules.min_class_precision:
-            reasons.append(
-                f"{name} precision {precision:.2f} over {support} regions "
-                f"(trigger < {rules.min_class_precision:.2f})"
-            )
+            shown, trigger = f"{precision:.2f}", f"{rules.min_class_precision:.2f}"
+            reasons.append(Problem(
+                f"{name} precision {shown} over {support} regions (trigger < {trigger})",
+                "trigger.precision", name=name, precision=shown, support=support,
+                trigger=trigger,
+            ))  # fmt: skip
     return TriggerDecision(bool(reasons), reasons)
 
 
@@ -72,15 +75,17 @@ def dataset_problems(
     problems = []
     if total_samples < rules.min_samples:
         problems.append(Problem(f"only {total_samples} samples; at least {rules.min_samples} "
-                                "needed", "too_few_samples", count=total_samples,
+                                "needed", "refusal.too_few_samples", count=total_samples,
                                 minimum=rules.min_samples))  # fmt: skip
     for name in classes:
         count = class_counts.get(name, 0)
         if count == 0:
-            problems.append(Problem(f"class {name} has no examples", "class_empty", name=name))
+            problems.append(
+                Problem(f"class {name} has no examples", "refusal.class_empty", name=name)
+            )
         elif count < rules.min_per_class:
             problems.append(Problem(
                 f"class {name} has {count} examples; at least {rules.min_per_class} needed",
-                "class_small", name=name, count=count, minimum=rules.min_per_class,
+                "refusal.class_small", name=name, count=count, minimum=rules.min_per_class,
             ))  # fmt: skip
     return problems

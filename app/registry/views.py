@@ -17,7 +17,7 @@ from app.auth.deps import MlDep, is_htmx
 from app.auth.tables import AuditEvent
 from app.config import get_settings
 from app.db import SessionDep, utcnow
-from app.i18n import translator
+from app.i18n import say, translator
 from app.learning import classifier, runs, testset, trigger
 from app.learning.report import CLASSIFIER_HEADLINE, refusals
 from app.registry import experiments, service
@@ -48,6 +48,7 @@ def models_page(request: Request, session: SessionDep, user: MlDep) -> Response:
         "runs": runs.recent_runs(session=session, limit=10),
         "active": runs.active_run(session=session),
         "refusals": refusals,
+        "say": say,
     }
     if is_htmx(request):
         # The runs block polls itself every 2 s while a run is active: it reads the runs

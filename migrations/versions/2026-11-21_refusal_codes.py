@@ -1,7 +1,8 @@
-"""training runs: each refusal reason's message key and parameters (session 4)
+"""the message key and parameters beside each stored reason (session 4)
 
-Refusal reasons were stored in English only; the page shows them in the reader's
-language from these codes. Older runs have none and show their reasons as written.
+Training runs' refusal reasons and trigger checks' reasons and notes were stored in
+English only; the page says them in the reader's language from these codes
+(app.policy.problems). Older rows have none and read as written.
 
 Revision ID: a9refusal1
 Revises: a8classifier1
@@ -23,17 +24,20 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    op.add_column(
-        "training_run",
-        sa.Column(
-            "refusal_codes",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'[]'::jsonb"),
-            nullable=False,
-        ),
-    )
+    for table, column in (("training_run", "refusal_codes"), ("trigger_check", "reason_codes")):
+        op.add_column(table, sa.Column(column, _jsonb(), server_default=_EMPTY, nullable=False))
+    op.add_column("trigger_check", sa.Column("note_code", _jsonb(), nullable=True))
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_column("trigger_check", "note_code")
+    op.drop_column("trigger_check", "reason_codes")
     op.drop_column("training_run", "refusal_codes")
+
+
+_EMPTY = sa.text("'[]'::jsonb")
+
+
+def _jsonb() -> postgresql.JSONB:
+    return postgresql.JSONB(astext_type=sa.Text())

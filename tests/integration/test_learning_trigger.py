@@ -80,11 +80,15 @@ def test_a_check_records_its_numbers_and_starts_a_run(committed_db, site):
     run = committed_db.get(TrainingRun, check.training_run_id)
     assert (run.status, run.trigger) == ("queued", "beat")
     assert check.note == f"started run {run.id}"
+    # Codes beside the English, for the page to say them in the reader's language.
+    assert check.note_code == {"key": "trigger_note.started", "params": {"run": run.id}}
+    assert [c["key"] for c in check.reason_codes][:1] == ["trigger.disagreement"]
 
     again = trigger.check(session=committed_db, settings=settings, store=store)
     committed_db.commit()
     assert again.fired and again.training_run_id is None
     assert again.note == f"a run is in progress (run {run.id}, queued)"
+    assert again.note_code == {"key": "trigger_note.run_in_progress", "params": {"run": run.id}}
     assert committed_db.scalar(select(func.count()).select_from(TrainingRun)) == 1
 
 

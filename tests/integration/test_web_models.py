@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.auth.tables import AuditEvent, User
-from app.learning.tables import TestSetItem, TrainingRun
+from app.learning.tables import TestSetItem, TrainingRun, TriggerCheck
 from app.registry import experiments, service
 from app.review import decisions
 from tests.integration import web_support
@@ -236,6 +236,30 @@ def test_a_refused_candidate_and_a_busy_slot_are_explained_in_the_users_language
     client.post("/ml/classifier/evaluate", data={"prompt_version": "v2", "uri": "/m/cls"},
                 headers={"X-CSRF-Token": csrf})  # fmt: skip
     assert "한 번에 하나만 실행할 수 있습니다" in client.get("/ml/models").text
+
+
+def test_trigger_checks_read_in_the_users_language(make_app, db_session):
+    from app.policy.problems import codes
+    from app.policy.retrain import TriggerInput, TriggerRules, should_retrain
+
+    reasons = should_retrain(TriggerInput(1200, 40, 12), TriggerRules()).reasons
+    db_session.add(TriggerCheck(
+        new_verified_samples=1200, reviewed=40, disagreements=12, window_days=7.0,
+        fired=True, reasons=reasons, reason_codes=codes(reasons), note="started run 7",
+        note_code={"key": "trigger_note.started", "params": {"run": 7}},
+    ))  # fmt: skip
+    db_session.add(TriggerCheck(new_verified_samples=0, reviewed=0, disagreements=0,
+                                window_days=7.0, fired=True, reasons=["an old reason"],
+                                note="an old note"))  # fmt: skip
+    db_session.commit()
+    add_user(db_session, role="ml", language="ko")
+    client = make_app()
+    log_in(client, "ml-ko")
+    page = client.get("/ml/models").text
+    assert "새로 검증된 샘플 1200개 (기준 1000)" in page and "검수 40건 중 불일치 30.0%" in page
+    assert "실행 7을(를) 시작했습니다" in page and "new verified samples" not in page
+    # Checks stored before codes were kept read as written.
+    assert "an old reason" in page and "an old note" in page
 
 
 def test_the_polling_runs_block_reads_the_runs_only(ml, db_session):
