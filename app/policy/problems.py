@@ -20,6 +20,10 @@ class Problem(str):
         problem.key, problem.params = key, params
         return problem
 
+    def __getnewargs_ex__(self) -> tuple[tuple[str, str], dict[str, Any]]:
+        # Copies and pickles keep the key and parameters (str's own would drop them).
+        return (str(self), self.key), self.params
+
     def code(self) -> dict[str, Any]:
         """What is stored to say it again in another language."""
         return {"key": self.key, "params": self.params}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 from app.i18n import catalogues, translate
@@ -64,6 +67,8 @@ def test_a_problem_is_its_english_text_with_a_code_beside_it() -> None:
     assert empty == "class stain has no examples"
     assert small.code() == {"key": "refusal.class_small", "params": {"name": "hole", "count": 1,
                                                              "minimum": 3}}  # fmt: skip
+    assert copy.deepcopy(small).code() == small.code()
+    assert pickle.loads(pickle.dumps(small)).code() == small.code()
     # A plain string (as older code and older rows have) has no code to say it again with.
     assert codes([few, "as written"]) == [few.code(), None]
 
