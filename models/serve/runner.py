@@ -25,9 +25,10 @@ RAY_ENVIRONMENT = {
     # Without this Ray listens on every interface instead of 127.0.0.1.
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
 }
-# Deployments call each other over gRPC instead of Ray actor calls: the ingress's two
-# hops then cost 17 instead of 22 ms of plumbing per request on the 2-core development
-# machine (bench/models_cpu.py). An operator may still set it to "0".
+# Deployments call each other over gRPC instead of Ray actor calls: each of the
+# ingress's hops then costs about 4 instead of 6 ms on the 2-core development machine,
+# and Serve adds 15-16 instead of 21 ms a request (bench/README.md). An operator may
+# still set it to "0".
 RAY_DEFAULTS = {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"}
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
