@@ -10,6 +10,8 @@
   if (!config) return;
   const keymap = JSON.parse(config.dataset.keymap || "{}");
   const messages = JSON.parse(config.dataset.messages || "{}");
+  // "type/severity" -> pass | reject, from the site's decision table (the server's own).
+  const verdicts = JSON.parse(config.dataset.verdicts || "{}");
   const heartbeatMs = Number(config.dataset.heartbeatSeconds || 60) * 1000;
   const leaseMs = Number(config.dataset.leaseSeconds || 300) * 1000;
   // Holding a key down must never decide several items; moving through regions may repeat.
@@ -41,9 +43,11 @@
       modelSeverity: li.dataset.severity,
       type: li.dataset.type,
       severity: li.dataset.severity,
+      counted: li.hasAttribute("data-counted"),
       notDefect: false,
     }));
-    item = { root, regions, selected: -1 };
+    // rejectAsked: a reject that marks no defect was questioned once; a second one stands.
+    item = { root, regions, selected: -1, rejectAsked: false };
     if (regions.length === 1) select(0);
     prefetch(root);
     sync();
@@ -62,9 +66,12 @@
     prefetched.splice(0, Math.max(0, prefetched.length - 16));
   }
 
-  function hint(text) {
+  function hint(text, warning = false) {
     const el = item && item.root.querySelector(".hint");
-    if (el) el.textContent = text || "";
+    if (el) {
+      el.textContent = text || "";
+      el.classList.toggle("hint-warning", warning);
+    }
     // The hint takes room from the region list: keep the selected region in sight.
     if (item && item.selected >= 0) item.regions[item.selected].li.scrollIntoView({ block: "nearest" });
   }
@@ -124,9 +131,71 @@
   }
 
   function sync() {
+    const changes = edits();
     const field = item.root.querySelector('input[name="regions"]');
-    if (field) field.value = JSON.stringify(edits());
+    if (field) field.value = JSON.stringify(changes);
+    showConfirm(changes.length > 0);
     document.dispatchEvent(new CustomEvent("review:boxes-changed"));
+  }
+
+  // --- what the confirm key will store ---------------------------------------------------------
+
+  function verdictOf(type, severity) {
+    return verdicts[`${type}/${severity || ""}`] || "reject"; // unknown reads as the worst
+  }
+
+  function isChanged(r) {
+    return r.type !== r.modelType || r.severity !== r.modelSeverity;
+  }
+
+  // The item as it now stands (app.review.proposal.corrected_verdict): a region changed or
+  // drawn counts as the inspector said, "not a defect" does not count, the rest as the
+  // models read them.
+  function correctedVerdict() {
+    const rejects = item.regions.some((r) => {
+      if (r.notDefect || !r.type) return false;
+      if (r.kind === "model" && !isChanged(r) && !r.counted) return false;
+      return verdictOf(r.type, r.severity) === "reject";
+    });
+    return rejects ? "reject" : "pass";
+  }
+
+  // Once something was edited the key no longer means "the model is right": it stores the
+  // corrections, and its button says with which verdict. The server refuses a decision
+  // whose verdict is not the one shown here.
+  function showConfirm(edited) {
+    const button = item.root.querySelector('button[data-action="confirm"]');
+    if (!button) return;
+    const verdict = edited ? correctedVerdict() : button.dataset.model;
+    button.querySelector(".confirm-text").textContent =
+      messages[`${edited ? "corrected" : "confirm"}_${verdict}`];
+    button.classList.toggle("confirms-pass", verdict === "pass");
+    button.classList.toggle("confirms-reject", verdict === "reject");
+    button.classList.toggle("corrected", edited);
+    const expects = item.root.querySelector('input[name="expects"]');
+    if (expects) expects.value = verdict;
+  }
+
+  // A reject should say which region or box is the defect, or the detector learns nothing
+  // from it. The first such reject is questioned; pressed again, it stands as it is.
+  function marksDefect() {
+    return item.regions.some((r) => !r.notDefect && r.type && nameOf(`type.${r.type}`));
+  }
+
+  function rejectMayGo() {
+    const field = item.root.querySelector('input[name="unmarked"]');
+    if (marksDefect()) {
+      if (field) field.value = "";
+      return true;
+    }
+    if (item.rejectAsked) {
+      if (field) field.value = "true";
+      return true;
+    }
+    item.rejectAsked = true;
+    if (item.regions.length && item.selected < 0) select(0);
+    hint(messages.reject_unmarked, true);
+    return false;
   }
 
   function select(index) {
@@ -286,6 +355,11 @@
   document.addEventListener("click", (event) => {
     init();
     if (!(event.target instanceof Element) || !item) return;
+    // A key "clicks" the same button, so this is the one place a reject is questioned.
+    if (event.target.closest('form.decision button[data-action="reject"]') && !rejectMayGo()) {
+      event.preventDefault();
+      return;
+    }
     const tool = event.target.closest(".tools [data-action], .region-nav [data-action]");
     if (tool) return run(tool.dataset.action);
     const picked = event.target.closest("li.region");

@@ -23,11 +23,20 @@ from app.feedback.tables import ErrorCase
 from app.inspections.tables import Inspection, Photo, Region
 from app.policy.routing import DecisionTable, Thresholds
 from app.review import edits
-from app.review.proposal import NO_MODEL_RESULT, model_verdict
+from app.review.proposal import (
+    NO_MODEL_RESULT,
+    corrected_verdict,
+    counted,
+    marks_a_defect,
+    model_verdict,
+    verdict_table,
+)
 from app.review.tables import VERDICTS, Decision, DecisionRegion, DecisionUndo, ReviewTask
 from models.taxonomy import NORMAL, load_taxonomy
 
-CONFIRM = "confirm"  # "the model is right": its verdict, every region as it said
+# "The model is right": its verdict and every region as it said; with corrections, the
+# item as the inspector left it (app.review.proposal.corrected_verdict).
+CONFIRM = "confirm"
 MAX_NOTE = 2000
 
 
@@ -44,11 +53,13 @@ class TaskNotFound(LookupError):
 
 
 class Refused(ValueError):
-    """An undo or a re-review that is not allowed now; `code` names the reason."""
+    """A decision, an undo or a re-review that is not allowed now; `code` names the reason
+    (a message key under review.refused)."""
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, verdict: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.verdict = verdict  # the verdict the decision would have had, where it matters
 
 
 @dataclass(frozen=True)
@@ -59,10 +70,12 @@ class Rules:
     table: DecisionTable
     vocabulary: edits.Vocabulary
     tags: frozenset[str]
+    verdicts: dict[str, str]  # "type/severity" -> verdict, for the page (proposal.verdict_table)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
         taxonomy = load_taxonomy()
+        table = DecisionTable.from_json(settings.decision_overrides)
         return cls(
             thresholds=Thresholds(
                 detector=settings.detector_threshold,
@@ -70,12 +83,13 @@ class Rules:
                 low=settings.threshold_low,
                 audit_rate=settings.audit_rate,
             ),
-            table=DecisionTable.from_json(settings.decision_overrides),
+            table=table,
             vocabulary=edits.Vocabulary(
                 types=frozenset(t for t in taxonomy.type_keys if t != NORMAL),
                 severities=frozenset(taxonomy.severity_keys),
             ),
             tags=frozenset(settings.tag_keys),
+            verdicts=verdict_table(table, taxonomy.type_keys, taxonomy.severity_keys),
         )
 
 
@@ -124,12 +138,18 @@ def decide(
     note: str = "",
     tags: Iterable[str] = (),
     region_edits: list[dict[str, object]] | None = None,
+    expects: str | None = None,
+    unmarked: bool = False,
     rules: Rules | None = None,
     now: datetime | None = None,
     commit: bool = True,
 ) -> Decision:
     """Record the user's decision on a task they may still decide, close the task and commit.
 
+    Every region edit is kept, whichever verdict decides. `expects` is the verdict the
+    page's confirm button showed: when the confirmed verdict would differ, nothing is saved.
+    A reject that names no defect anywhere needs `unmarked` (the inspector was asked and
+    insisted).
     With commit=False the caller commits, durably: the review page claims the next item in
     the same transaction, so that "decide and next" waits for the disk once.
     """
@@ -142,6 +162,8 @@ def decide(
     try:
         _check_decidable(task, user_id=user_id, now=now)
         decision, model_regions = _build(session, task, verdict, region_edits or [], rules)
+        expected = expects if verdict == CONFIRM else None
+        _check_verdict(decision, expects=expected, unmarked=unmarked, rules=rules)
     except (LeaseLost, ValueError):
         # End the transaction now, so the row lock is not held while the caller moves on.
         session.rollback()
@@ -185,6 +207,28 @@ def _store(
     _set_verdict(session, task, decision.verdict)
 
 
+def _check_verdict(
+    decision: Decision, *, expects: str | None, unmarked: bool, rules: Rules
+) -> None:
+    if expects is not None and expects != decision.verdict:
+        raise Refused(
+            f"with these regions the item is a {decision.verdict}, not a {expects}; "
+            "nothing was saved",
+            code="verdict_changed",
+            verdict=decision.verdict,
+        )
+    if (
+        decision.verdict == "reject"
+        and not unmarked
+        and not marks_a_defect(decision.regions, rules.vocabulary.types)
+    ):
+        raise Refused(
+            "a reject needs the defect: give a region a defect type or draw a box "
+            "(or confirm that the reject has no region)",
+            code="unmarked_reject",
+        )
+
+
 def _checked_tags(tags: Iterable[str], rules: Rules) -> list[str]:
     chosen = list(dict.fromkeys(tags))
     unknown = [t for t in chosen if t not in rules.tags]
@@ -213,10 +257,8 @@ def _build(
         table=rules.table,
         failed=task.reason in NO_MODEL_RESULT,
     )
-    if verdict == CONFIRM:
-        if proposed is None:
-            raise ValueError("there is no model result to confirm; pass or reject the item")
-        verdict, changes = proposed, []
+    if verdict == CONFIRM and proposed is None:
+        raise ValueError("there is no model result to confirm; pass or reject the item")
     model_regions = [_model_region(r) for r in regions]
     answers = edits.answers(
         changes,
@@ -224,6 +266,10 @@ def _build(
         photos=_photo_sizes(session, task) if any("region" not in c for c in changes) else [],
         vocabulary=rules.vocabulary,
     )
+    if verdict == CONFIRM:
+        # Corrections are never dropped: the key confirms the item as it now stands.
+        counted_ids = {r.id for r in regions if counted(r, rules.thresholds)}
+        verdict = corrected_verdict(answers, counted_ids=counted_ids, table=rules.table)
     decision = Decision(
         review_task_id=task.id,
         inspection_id=task.inspection_id,

@@ -29,7 +29,7 @@ from app.i18n import Translator
 from app.inspections.tables import Photo, Region
 from app.review import priority
 from app.review.decisions import Rules
-from app.review.proposal import NO_MODEL_RESULT, model_verdict
+from app.review.proposal import NO_MODEL_RESULT, counted, model_verdict
 from app.review.service import ReviewItem
 from models.taxonomy import NORMAL, load_taxonomy
 
@@ -60,6 +60,7 @@ class RegionView:
     exceptions: list[ExceptionCheck]
     candidate: str | None  # step 1's type when the exception check overturned it
     error: str  # why the models could not judge this region, if they could not
+    counted: bool = False  # the models' verdict weighs it (app.review.proposal.counted)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ def item_view(item: ReviewItem, *, settings: Settings, rules: Rules, now: dateti
         views = []
         for region in by_photo.get(photo.id, []):
             number += 1
-            views.append(region_view(number, region, show_confidence=show))
+            weighed = counted(region, rules.thresholds)
+            views.append(region_view(number, region, show_confidence=show, counted=weighed))
         photos.append(PhotoView(photo, views))
     effective = priority.effective_points(
         key=task.priority_key,
@@ -141,7 +143,9 @@ def item_view(item: ReviewItem, *, settings: Settings, rules: Rules, now: dateti
     )
 
 
-def region_view(number: int, region: Region, *, show_confidence: bool) -> RegionView:
+def region_view(
+    number: int, region: Region, *, show_confidence: bool, counted: bool = False
+) -> RegionView:
     evidence = region.evidence if isinstance(region.evidence, dict) else {}
     return RegionView(
         number=number,
@@ -152,6 +156,7 @@ def region_view(number: int, region: Region, *, show_confidence: bool) -> Region
         exceptions=exception_checks(evidence.get("exceptions")),
         candidate=_candidate(evidence.get("candidate_type"), region.defect_type),
         error=str(evidence.get("error") or "")[:MAX_TEXT],
+        counted=counted,
     )
 
 

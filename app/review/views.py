@@ -18,7 +18,7 @@ from app.auth.deps import ReviewerDep, is_htmx
 from app.auth.tables import User
 from app.config import get_settings
 from app.db import SessionDep, utcnow
-from app.i18n import translator
+from app.i18n import label, translator
 from app.review import decisions, edits, presenters, service, stats
 from app.review.keys_views import keyboard_for
 from app.review.priority import SEVERITY_RANK
@@ -68,6 +68,7 @@ def item_context(
         "tags": settings.tag_keys,
         "types": sorted(presenters.type_colours().items(), key=lambda kv: kv[1]),
         "severities": sorted(rules.vocabulary.severities, key=_severity_order),
+        "verdicts": rules.verdicts,
         "duration": presenters.duration,
     }
 
@@ -124,9 +125,16 @@ def decision(
     note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
     tags: Annotated[list[str] | None, Form()] = None,
     regions: Annotated[str, Form(max_length=MAX_EDITS_JSON)] = "",
+    expects: Annotated[Literal["pass", "reject", ""], Form()] = "",
+    unmarked: Annotated[bool, Form()] = False,
 ) -> Response:
-    """Record the decision and answer with the next item, in place of the decided one."""
-    t = translator(language_for(request, user))
+    """Record the decision and answer with the next item, in place of the decided one.
+
+    A decision that is refused leaves the item on screen as the inspector edited it: the
+    answer is only the reason, swapped into the item's notice (nothing they did is lost).
+    """
+    language = language_for(request, user)
+    t = translator(language)
     notice, error, made = None, False, None
     htmx = is_htmx(request)
     try:
@@ -138,6 +146,8 @@ def decision(
             note=note,
             tags=tags or [],
             region_edits=edits.parse(regions),
+            expects=expects or None,
+            unmarked=unmarked,
             # The next item is claimed in the same transaction: one wait for the disk.
             commit=not htmx,
         )
@@ -145,8 +155,13 @@ def decision(
         raise HTTPException(404, str(exc)) from exc
     except decisions.LeaseLost as exc:
         notice = t("review.lease_lost_decided") if exc.already_decided else t("review.lease_lost")
+    except decisions.Refused as exc:  # the verdict differs from the button's, or no defect
+        verdict_label = label(language, "verdict", exc.verdict)
+        notice, error = t(f"review.decision_refused.{exc.code}", verdict=verdict_label), True
     except ValueError as exc:  # bad region edits, tags, or nothing to confirm
         notice, error = t("review.not_saved", reason=str(exc)), True
+    if htmx and error:
+        return _refusal(request, notice or "")
     if not htmx:
         # Without JavaScript: redirect, so a reload does not post the decision again.
         if notice:
@@ -156,6 +171,15 @@ def decision(
         request, session, user, notice=notice, error=error, undo=made,
         decision_pending=made is not None,
     )  # fmt: skip
+
+
+def _refusal(request: Request, notice: str) -> Response:
+    """The reason a decision was not saved, into the item still on screen."""
+    headers = {"HX-Retarget": "#decision-notice", "HX-Reswap": "innerHTML"}
+    context = {"message": notice}
+    response = render(request, "review.html", context, block="refusal", fragment=True)
+    response.headers.update(headers)
+    return response
 
 
 @router.post("/review/decisions/{decision_id}/undo", name="review_undo")

@@ -100,14 +100,28 @@ class Reviewer:
             self.page.keyboard.press(key)
 
     def decide(self, key: str) -> str:
-        """Press a decision key; returns the decided task once the next one is on screen."""
+        """Press a decision key; returns the decided task once the next one is on screen.
+
+        The tiny models' regions are random: when none of them names a defect, a reject is
+        questioned first ("which region is the defect?"), and pressed again it stands.
+        """
         decided = self.task
         self.press(key)
+        self.page.wait_for_function(
+            "id => (document.querySelector('#review-item').dataset.taskId || '') !== id"
+            " || document.querySelector('#review-item .hint.hint-warning')",
+            arg=decided,
+        )
+        if self.task == decided:
+            self.press(key)
+            self.wait_for_next(decided)
+        return decided
+
+    def wait_for_next(self, decided: str) -> None:
         self.page.wait_for_function(
             "id => (document.querySelector('#review-item').dataset.taskId || '') !== id",
             arg=decided,
         )
-        return decided
 
     def region(self, n: int):
         return self.page.locator("li.region").nth(n)
@@ -128,11 +142,13 @@ def test_an_inspector_reviews_ten_items_by_keyboard_in_two_languages(live_stack,
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{live_stack.base_url}/review")
     assert "/login" in page.url
+    # Typing before the form has its focus would send the name nowhere (a flaky 401).
+    page.locator("input[name=username]:focus").wait_for()
     page.keyboard.type("inspector")
     page.keyboard.press("Tab")
     page.keyboard.type(live_stack.password("inspector"))
     page.keyboard.press("Enter")
-    page.wait_for_url("**/review")
+    page.wait_for_url("**/review")  # also matches /login?next=/review: the item tells
     page.locator("#review-item.review-item").wait_for()
     page.evaluate("window.__noReload = true")  # a full reload would lose it; HTMX swaps keep it
     r = Reviewer(page)
@@ -157,13 +173,10 @@ def test_an_inspector_reviews_ten_items_by_keyboard_in_two_languages(live_stack,
     r.press("ArrowDown", "KeyN")  # not a defect
     done["not_defect"] = r.decide("KeyP")
 
-    frame = page.locator("svg.photo-frame").first.bounding_box()
-    page.mouse.move(frame["x"] + frame["width"] * 0.55, frame["y"] + frame["height"] * 0.55)
-    page.mouse.down()
-    page.mouse.move(frame["x"] + frame["width"] * 0.75, frame["y"] + frame["height"] * 0.8, steps=6)
-    page.mouse.up()
+    draw_box(page)
     r.press("Digit5", "KeyQ")  # a hole, minor
     assert "hole" in r.region(page.locator("li.region").count() - 1).inner_text().lower()
+    frame = page.locator("svg.photo-frame").first.bounding_box()
     page.mouse.move(frame["x"] + frame["width"] * 0.4, frame["y"] + frame["height"] * 0.45)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review-en.png"))
@@ -244,3 +257,76 @@ def check_decisions(database_url: str, done: dict[str, str], new_type: str, seve
     first, second = by_task[done["undone"]]  # passed, undone, then rejected
     assert (first[1], first[8]) == ("pass", 1)
     assert (second[1], second[8], second[7]) == ("reject", 0, "reject")
+
+
+def test_a_correction_survives_space_and_a_reject_says_where_the_defect_is(live_stack, browser):
+    """Two habits that lost ground truth: Space after a correction stored "the model is
+    right", and a reject that contradicted every region taught the detector nothing."""
+    token = live_stack.station_token
+    urls = [upload(live_stack, f"RMA-E2E-SPACE-{i}", seed=100 + i) for i in range(2)]
+    wait_for(lambda: all_routed(urls, token), timeout=180, every=1.0)
+    page, errors = logged_in(browser, live_stack, "inspector")
+    page.wait_for_url("**/review")  # the inspector role lands on the queue
+    page.locator("#review-item.review-item").wait_for()
+    r = Reviewer(page)
+    confirm = page.locator('button[data-action="confirm"]')
+    # The first test left this inspector on Korean: the page's own messages, in its language.
+    says = page.evaluate("JSON.parse(document.getElementById('review-config').dataset.messages)")
+
+    # A severe hole instead of what the model said, then Space out of habit.
+    if page.locator("li.region").count():
+        r.press("ArrowDown", "Digit2" if r.first_region_is("type", "hole") else "Digit5")
+    else:
+        draw_box(page)
+        r.press("Digit5")
+    r.press("KeyE")
+    assert page.locator("li.region.changed, li.region.added").count() == 1
+    # The big button says what the key will now do, before it is pressed.
+    assert confirm.inner_text().startswith(says["corrected_reject"])
+    assert "corrected" in (confirm.get_attribute("class") or "")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-corrected.png"))
+    corrected = r.decide("Space")
+
+    # Every region "not a defect", then reject: asked where the defect is, nothing saved yet.
+    for n in range(page.locator("li.region").count()):
+        r.region(n).click()
+        r.press("KeyN")
+    unmarked = r.task
+    r.press("KeyR")
+    warning = page.locator("#review-item .hint.hint-warning")
+    warning.wait_for()
+    assert warning.inner_text() == says["reject_unmarked"]
+    assert r.task == unmarked
+    r.press("KeyR")  # the inspector insists: no region to mark (a smell, a missing part)
+    r.wait_for_next(unmarked)
+    assert errors == []
+
+    engine = create_engine(live_stack.database_url)
+    with engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                text(
+                    "SELECT d.review_task_id::text, d.verdict || ' ' || coalesce((SELECT "
+                    "string_agg(r.outcome || ':' || r.defect_type || ':' || "
+                    "coalesce(r.severity, '-'), ' ' ORDER BY r.id) FROM decision_region r "
+                    "WHERE r.decision_id = d.id), '') FROM decision d "
+                    "WHERE d.review_task_id IN (:a, :b)"
+                ),
+                {"a": int(corrected), "b": int(unmarked)},
+            ).all()
+        )
+    engine.dispose()
+    assert rows[corrected].startswith("reject ")
+    assert ":hole:severe" in rows[corrected] or ":tear:severe" in rows[corrected]
+    assert "confirmed" not in rows[corrected].split()[1]
+    verdict, *answers = rows[unmarked].split()
+    assert verdict == "reject" and all(a.startswith("not_defect:") for a in answers)
+
+
+def draw_box(page) -> None:  # type: ignore[no-untyped-def]
+    frame = page.locator("svg.photo-frame").first.bounding_box()
+    page.mouse.move(frame["x"] + frame["width"] * 0.55, frame["y"] + frame["height"] * 0.55)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + frame["width"] * 0.75, frame["y"] + frame["height"] * 0.8, steps=6)
+    page.mouse.up()

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.db import utcnow
+from app.feedback.tables import ErrorCase
 from app.inspections.tables import Inspection, Region
 from app.review import decisions
 from app.review.decisions import LeaseLost, Refused, TaskNotFound, decide, send_back, undo
@@ -73,17 +74,104 @@ def test_confirm_takes_the_models_verdict_and_keeps_its_regions(db_session):
     task = make_review_item(db_session, severity="severe", is_audit=True, reason="audit")
     alice = make_user(db_session)
     hold(db_session, alice)
-    region = db_session.scalar(select(Region))
 
-    decision = decide(
-        session=db_session, task_id=task.id, user_id=alice.id, verdict="confirm",
-        region_edits=[{"region": region.id, "not_defect": True}],  # ignored: the model is right
-    )  # fmt: skip
+    decision = decide(session=db_session, task_id=task.id, user_id=alice.id, verdict="confirm")
 
     assert (decision.verdict, decision.model_verdict, decision.is_audit) == (
         "reject", "reject", True,
     )  # fmt: skip
     assert [r.outcome for r in decision.regions] == ["confirmed"]
+    assert db_session.scalar(select(func.count()).select_from(ErrorCase)) == 0
+
+
+def test_confirm_after_a_correction_keeps_the_correction(db_session):
+    """The inspector changed a region, then pressed Space out of habit: the correction is
+    the ground truth, and the item is decided as it now stands (it was lost before)."""
+    task = make_review_item(db_session, severity="severe", regions_per_photo=2)
+    first, second = db_session.scalars(select(Region).order_by(Region.id)).all()
+    alice = make_user(db_session)
+    hold(db_session, alice)
+    edits = [{"region": first.id, "type": "pilling", "severity": "minor"},
+             {"region": second.id, "not_defect": True}]  # fmt: skip
+
+    decision = decide(
+        session=db_session, task_id=task.id, user_id=alice.id, verdict="confirm",
+        region_edits=edits, expects="pass",
+    )  # fmt: skip
+
+    assert (decision.verdict, decision.model_verdict) == ("pass", "reject")
+    assert [(r.outcome, r.defect_type, r.severity) for r in decision.regions] == [
+        ("changed", "pilling", "minor"), ("not_defect", "normal", None),
+    ]  # fmt: skip
+    cases = db_session.scalars(select(ErrorCase.kind)).all()
+    assert sorted(set(cases)) == ["classification_error", "false_positive"]
+    assert verdict_of(db_session, task) == "pass"
+
+
+def test_confirm_with_a_correction_counts_it_even_where_the_model_did_not(db_session):
+    # A minor stain below the low threshold: the models' verdict ignores it ("pass").
+    task = make_review_item(db_session, confidence=0.5, severity="minor")
+    region = db_session.scalar(select(Region))
+    alice = make_user(db_session)
+    hold(db_session, alice)
+    decision = decide(
+        session=db_session, task_id=task.id, user_id=alice.id, verdict="confirm",
+        region_edits=[{"region": region.id, "type": "hole", "severity": "severe"}],
+    )  # fmt: skip
+    assert (decision.verdict, decision.model_verdict) == ("reject", "pass")
+
+
+def test_confirm_is_refused_when_the_button_showed_another_verdict(db_session):
+    task = make_review_item(db_session, severity="severe")
+    region = db_session.scalar(select(Region))
+    alice = make_user(db_session)
+    hold(db_session, alice)
+    with pytest.raises(Refused) as refused:
+        decide(
+            session=db_session, task_id=task.id, user_id=alice.id, verdict="confirm",
+            region_edits=[{"region": region.id, "severity": "minor"}], expects="reject",
+        )  # fmt: skip
+    assert (refused.value.code, refused.value.verdict) == ("verdict_changed", "pass")
+    assert db_session.scalar(select(func.count()).select_from(Decision)) == 0
+    # The shown verdict only binds the confirm key: P and R say their verdict themselves.
+    decision = decide(session=db_session, task_id=task.id, user_id=alice.id, verdict="pass",
+                      expects="reject")  # fmt: skip
+    assert decision.verdict == "pass"
+
+
+@pytest.mark.parametrize("regions_per_photo", [0, 1])
+def test_a_reject_that_marks_no_defect_is_refused_until_the_inspector_insists(
+    db_session, regions_per_photo
+):
+    task = make_review_item(db_session, regions_per_photo=regions_per_photo)
+    alice = make_user(db_session)
+    hold(db_session, alice)
+    not_defects = [{"region": r.id, "not_defect": True} for r in db_session.scalars(select(Region))]
+    with pytest.raises(Refused) as refused:
+        decide(session=db_session, task_id=task.id, user_id=alice.id, verdict="reject",
+               region_edits=not_defects)  # fmt: skip
+    assert refused.value.code == "unmarked_reject"
+    assert db_session.scalar(select(func.count()).select_from(Decision)) == 0
+
+    decision = decide(session=db_session, task_id=task.id, user_id=alice.id, verdict="reject",
+                      region_edits=not_defects, unmarked=True)  # fmt: skip
+    assert decision.verdict == "reject"
+    assert all(r.outcome == "not_defect" for r in decision.regions)
+
+
+def test_a_reject_with_a_drawn_box_needs_nothing_more(db_session):
+    task = make_review_item(db_session, regions_per_photo=0)
+    alice = make_user(db_session)
+    hold(db_session, alice)
+    photo_id = (
+        db_session.scalar(select(Inspection).where(Inspection.id == task.inspection_id))
+        .photos[0]
+        .id
+    )
+    box = {"photo": photo_id, "box": [5, 5, 60, 70], "type": "tear", "severity": "minor"}
+    decision = decide(session=db_session, task_id=task.id, user_id=alice.id, verdict="reject",
+                      region_edits=[box])  # fmt: skip
+    assert [r.outcome for r in decision.regions] == ["added"]
 
 
 def test_confirm_is_refused_without_a_model_result(db_session):

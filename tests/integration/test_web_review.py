@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from datetime import timedelta
@@ -63,9 +64,51 @@ def test_edits_that_do_not_fit_are_refused_and_the_item_stays(client, db_session
     client.get("/review")
     form = {"verdict": "pass", "regions": '[{"region": -5, "type": "hole"}]'}
     response = post(client, f"/review/{task.id}/decision", token, form)
+    # Only the reason comes back, into the item still on screen with the inspector's edits.
     assert response.status_code == 200
-    assert "Not saved" in response.text and f"/review/{task.id}/decision" in response.text
+    assert response.headers["HX-Retarget"] == "#decision-notice"
+    assert "Not saved" in response.text and "<section" not in response.text
     assert db_session.scalar(select(func.count()).select_from(Decision)) == 0
+    assert f"/review/{task.id}/decision" in client.get("/review").text
+
+
+def test_confirm_after_a_correction_stores_it_and_the_page_can_say_so(client, db_session):
+    task = stored_item(db_session, severity="severe")
+    add_user(db_session)
+    token = log_in(client, "inspector-en")
+    page = client.get("/review").text
+    # What the page needs to show the confirm key's verdict once something was edited.
+    verdicts = json.loads(html.unescape(re.search(r"data-verdicts='([^']*)'", page).group(1)))
+    assert (verdicts["pilling/minor"], verdicts["hole/severe"]) == ("pass", "reject")
+    assert "data-counted" in page and 'data-model="reject"' in page
+    assert "Save my corrections: Pass" in html.unescape(page)
+    region = db_session.scalar(select(Region).where(Region.inspection_id == task.inspection_id))
+    edits = [{"region": region.id, "type": "pilling", "severity": "minor"}]
+    form = {"verdict": "confirm", "regions": json.dumps(edits), "expects": "pass"}
+
+    post(client, f"/review/{task.id}/decision", token, form)
+
+    decision = db_session.scalar(select(Decision))
+    assert (decision.verdict, decision.model_verdict) == ("pass", "reject")
+    assert db_session.scalar(select(DecisionRegion.outcome)) == "changed"
+
+
+def test_a_reject_without_a_marked_defect_asks_which_region_in_the_users_language(
+    client, db_session
+):
+    task = stored_item(db_session)
+    add_user(db_session, language="ko")
+    token = log_in(client, "inspector-ko")
+    client.get("/review")
+    region = db_session.scalar(select(Region).where(Region.inspection_id == task.inspection_id))
+    form = {"verdict": "reject", "regions": json.dumps([{"region": region.id, "not_defect": True}])}
+
+    asked = post(client, f"/review/{task.id}/decision", token, form)
+
+    assert "어느 영역이 결함인가요?" in asked.text
+    assert db_session.scalar(select(func.count()).select_from(Decision)) == 0
+    post(client, f"/review/{task.id}/decision", token, {**form, "unmarked": "true"})
+    assert db_session.scalar(select(Decision.verdict)) == "reject"
 
 
 def test_undo_brings_the_item_back_to_the_same_screen(client, db_session):
