@@ -111,3 +111,14 @@ def negotiate(accept_language: str | None) -> str:
             ranked.append((quality, code))
     # max() keeps the first of equal weights, which is the order the browser sent.
     return max(ranked, key=lambda item: item[0])[1] if ranked else DEFAULT_LANGUAGE
+
+
+def duration(seconds: int, t: Translator) -> str:
+    """ "45 s", "12 min", "3 h 05 min" in the user's language; negative means overdue."""
+    seconds = abs(seconds)
+    if seconds < 60:
+        return t("time.seconds", n=seconds)
+    minutes = seconds // 60
+    if minutes < 60:
+        return t("time.minutes", n=minutes)
+    return t("time.hours", h=minutes // 60, m=f"{minutes % 60:02d}")

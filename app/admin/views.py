@@ -12,10 +12,10 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.auth import service
-from app.auth.deps import AdminDep
+from app.auth import service, throttle
+from app.auth.deps import SESSION_VERSION_KEY, AdminDep
 from app.auth.tables import LANGUAGES, ROLES, User
-from app.db import SessionDep
+from app.db import SessionDep, utcnow
 from app.i18n import translator
 from app.web import language_for, render
 
@@ -33,6 +33,7 @@ def _users_page(
     context: dict[str, Any] = {
         "user": user,
         "users": service.list_users(session=session),
+        "locks": throttle.locks(session=session, now=utcnow()),
         "roles": ROLES,
         "languages_all": LANGUAGES,
         "error": error,
@@ -45,6 +46,13 @@ def _users_page(
 def _back(request: Request, path: str, message: str) -> Response:
     request.session[FLASH_KEY] = message
     return RedirectResponse(path, status_code=303)
+
+
+def _keep_own_session(request: Request, user: User, target: User) -> None:
+    """An admin who changes their own password or role stays logged in here; their other
+    sessions end like anyone's."""
+    if target.id == user.id:
+        request.session[SESSION_VERSION_KEY] = target.session_version
 
 
 def _target(session: Session, user_id: int) -> User:
@@ -110,6 +118,7 @@ def set_role(
     try:
         service.set_role(session=session, user=target, role=role, actor_id=user.id)
         session.commit()
+        _keep_own_session(request, user, target)
     except service.LastAdmin:
         session.rollback()
         return _back(request, "/admin/users", t("admin.last_admin"))
@@ -153,8 +162,24 @@ def reset_password(
     try:
         service.set_password(session=session, user=target, password=password, actor_id=user.id)
         session.commit()
+        _keep_own_session(request, user, target)
     except service.InvalidInput as exc:
         session.rollback()
         error = t(f"admin.invalid.{exc.field}")
         return _users_page(request, session, user, error=error, status_code=400)
     return _back(request, "/admin/users", t("admin.password_set", name=target.username))
+
+
+@router.post("/logins/unlock")
+def unlock_login(
+    request: Request,
+    session: SessionDep,
+    user: AdminDep,
+    key: Annotated[str, Form(max_length=200)],
+) -> Response:
+    """Let a locked-out account (or address) try again at once."""
+    t = translator(language_for(request, user))
+    throttle.unlock(session=session, key=key, actor_id=user.id)
+    session.commit()
+    name = throttle.Lock(key, 0, utcnow()).username or key.split(":", 1)[-1]
+    return _back(request, "/admin/users", t("admin.unlocked", name=name))

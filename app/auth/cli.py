@@ -113,6 +113,25 @@ def enable_user(username: str, var_dir: Path) -> None:
     click.echo(f"enabled {username}")
 
 
+@users.command("unlock")
+@click.argument("username", required=False)
+@click.option("--address", help="unlock a client address instead of an account")
+@var_dir_option
+def unlock(username: str | None, address: str | None, var_dir: Path) -> None:
+    """Let USERNAME (or --address) try to log in again after too many failures."""
+    from app.auth import throttle
+
+    if (username is None) == (address is None):
+        raise click.UsageError("name a USERNAME or an --address, not both")
+    key = throttle.address_key(address) if address else throttle.account_key(username or "")
+    with database_session(var_dir) as session:
+        unlocked = throttle.unlock(session=session, key=key, actor_id=None)
+        session.commit()
+    click.echo(
+        f"unlocked {username or address}" if unlocked else f"{username or address} was not locked"
+    )
+
+
 @users.command("reset-password")
 @click.argument("username")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)

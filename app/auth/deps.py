@@ -15,6 +15,7 @@ from app.db import SessionDep
 
 API_PREFIX = "/api/"
 CSRF_SESSION_KEY = "csrf"
+SESSION_VERSION_KEY = "session_version"  # the user's session_version when they logged in
 CSRF_FORM_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -95,7 +96,8 @@ def current_user(request: Request, session: SessionDep) -> User:
     """The logged-in, active user; pages redirect to the login form, the API answers 401."""
     user_id = request.session.get("user_id")
     user = service.get_user(session=session, user_id=user_id) if isinstance(user_id, int) else None
-    if user is not None:
+    # A session started before the user's password, role or status changed has ended.
+    if user is not None and request.session.get(SESSION_VERSION_KEY, 0) == user.session_version:
         return user
     # A deactivated or deleted user loses the session on the next request.
     request.session.pop("user_id", None)

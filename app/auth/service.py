@@ -140,16 +140,20 @@ def set_role(*, session: Session, user: User, role: str, actor_id: int | None) -
         raise LastAdmin("the last active admin cannot change role")
     record(session=session, actor_id=actor_id, action="user.role", subject=f"user:{user.id}",
            old=user.role, new=role)  # fmt: skip
+    if role != user.role:
+        end_sessions(user)
     user.role = role
     session.flush()
 
 
 def set_active(*, session: Session, user: User, active: bool, actor_id: int | None) -> None:
-    """Disable a user (their session ends on their next request) or enable them again."""
+    """Disable a user (their sessions end on their next request) or enable them again."""
     if not active and user.role == "admin" and user.is_active and _active_admins(session) <= 1:
         raise LastAdmin("the last active admin cannot be disabled")
     action = "user.enable" if active else "user.disable"
     record(session=session, actor_id=actor_id, action=action, subject=f"user:{user.id}")
+    if active != user.is_active:
+        end_sessions(user)
     user.is_active = active
     session.flush()
 
@@ -160,7 +164,14 @@ def set_password(*, session: Session, user: User, password: str, actor_id: int |
         raise InvalidInput("password", f"a password needs at least {MIN_PASSWORD} characters")
     record(session=session, actor_id=actor_id, action="user.password", subject=f"user:{user.id}")
     user.password_hash = _hasher.hash(password)
+    end_sessions(user)
     session.flush()
+
+
+def end_sessions(user: User) -> None:
+    """Every session the user has open ends on its next request: a new password, role or
+    status must not leave an old session (perhaps on a shared floor PC) working."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 def list_tokens(*, session: Session) -> list[StationToken]:

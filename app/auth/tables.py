@@ -36,6 +36,9 @@ class User(Base):
     # Only the actions the user re-bound: {"pass": "KeyF"}; the rest keep the defaults.
     key_bindings: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     keyboard_layout: Mapped[str] = mapped_column(String(10), default="qwerty")
+    # Rises when the password, role or status changes; a session started under another
+    # number has ended (app.auth.deps.current_user).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -65,3 +68,18 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+
+
+class LoginFailure(Base):
+    """Recent failed logins of one account or one client address (app.policy.throttle).
+
+    `key` is "account:<username>" or "address:<ip>". A row is deleted when its account
+    logs in, when an admin unlocks it, and is simply outlived otherwise.
+    """
+
+    __tablename__ = "login_failure"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int]
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

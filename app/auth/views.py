@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 
-from app.auth import service
-from app.auth.deps import safe_next
+from app.auth import service, throttle
+from app.auth.deps import SESSION_VERSION_KEY, safe_next
 from app.auth.tables import LANGUAGES
-from app.db import SessionDep
+from app.db import SessionDep, utcnow
+from app.i18n import duration
 from app.web import render
 
 router = APIRouter(tags=["auth"])
@@ -25,7 +26,7 @@ def login_form(request: Request, next: str = "/") -> Response:
     """The login form; a logged-in user goes on to `next` directly."""
     if isinstance(request.session.get("user_id"), int):
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "login.html", {"next": safe_next(next), "failed": False})
+    return render(request, "login.html", {"next": safe_next(next)})
 
 
 @router.post("/login")
@@ -36,17 +37,45 @@ def login(
     password: Annotated[str, Form(max_length=MAX_PASSWORD)] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    """Check the credentials, start a fresh session and go on to a local `next` page."""
-    user = service.authenticate(session=session, username=username.strip(), password=password)
+    """Check the credentials, start a fresh session and go on to a local `next` page.
+
+    Failed logins slow the account and the address down, then lock them out for a while
+    (app.policy.throttle): an attempt that comes too soon is refused with 429 and
+    Retry-After before its password is even checked.
+    """
+    name, address, now = username.strip(), client_address(request), utcnow()
+    context = {"next": safe_next(next), "username": username, "duration": duration}
+    wait = throttle.wait_seconds(session=session, username=name, address=address, now=now)
+    if wait:
+        return _too_soon(request, context, wait)
+    user = service.authenticate(session=session, username=name, password=password)
     if user is None:
+        wait = throttle.record_failure(session=session, username=name, address=address, now=now)
+        session.commit()
         # One message for every failure: it must not tell which usernames exist.
-        context = {"next": safe_next(next), "failed": True, "username": username}
+        context |= {"failed": True, "retry_after": wait}
         return render(request, "login.html", context, status_code=401)
+    throttle.record_success(session=session, username=name)
+    session.commit()
     # A new session (and CSRF token) at login, so a token planted before it is worthless.
     request.session.clear()
     request.session["user_id"] = user.id
+    request.session[SESSION_VERSION_KEY] = user.session_version
     request.session["language"] = user.language
     return RedirectResponse(safe_next(next), status_code=303)
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as the server sees it (behind a proxy, uvicorn's
+    --proxy-headers and --forwarded-allow-ips make it the real client's)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _too_soon(request: Request, context: dict[str, object], wait: int) -> Response:
+    context = context | {"too_soon": True, "retry_after": wait}
+    response = render(request, "login.html", context, status_code=429)
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @router.post("/logout", name="logout")

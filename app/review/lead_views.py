@@ -8,8 +8,8 @@ from fastapi.responses import RedirectResponse
 from app.auth.deps import LeadDep
 from app.config import get_settings
 from app.db import SessionDep, utcnow
-from app.i18n import translator
-from app.review import decisions, presenters, service, stats
+from app.i18n import duration, translator
+from app.review import decisions, service, stats
 from app.web import language_for, render
 
 router = APIRouter(tags=["review"])
@@ -43,7 +43,7 @@ def queue(request: Request, session: SessionDep, user: LeadDep, q: str = "") -> 
         "recent": stats.recent_decisions(session=session, search=search),
         "search": search,
         "flash": request.session.pop(FLASH_KEY, None),
-        "duration": presenters.duration,
+        "duration": duration,
     }
     return render(request, "review_queue.html", context, block="live")
 

@@ -25,7 +25,6 @@ from functools import lru_cache
 from typing import Any
 
 from app.config import Settings
-from app.i18n import Translator
 from app.inspections.tables import Photo, Region
 from app.review import priority
 from app.review.decisions import Rules
@@ -228,14 +227,3 @@ def _probability(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None
-
-
-def duration(seconds: int, t: Translator) -> str:
-    """ "45 s", "12 min", "3 h 05 min" in the user's language; negative means overdue."""
-    seconds = abs(seconds)
-    if seconds < 60:
-        return t("time.seconds", n=seconds)
-    minutes = seconds // 60
-    if minutes < 60:
-        return t("time.minutes", n=minutes)
-    return t("time.hours", h=minutes // 60, m=f"{minutes % 60:02d}")

@@ -18,7 +18,7 @@ from app.auth.deps import ReviewerDep, is_htmx
 from app.auth.tables import User
 from app.config import get_settings
 from app.db import SessionDep, utcnow
-from app.i18n import label, translator
+from app.i18n import duration, label, translator
 from app.review import decisions, edits, presenters, service, stats
 from app.review.keys_views import keyboard_for
 from app.review.priority import SEVERITY_RANK
@@ -69,7 +69,7 @@ def item_context(
         "types": sorted(presenters.type_colours().items(), key=lambda kv: kv[1]),
         "severities": sorted(rules.vocabulary.severities, key=_severity_order),
         "verdicts": rules.verdicts,
-        "duration": presenters.duration,
+        "duration": duration,
     }
 
 

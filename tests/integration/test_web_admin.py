@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -10,7 +11,9 @@ from sqlalchemy import select, text
 
 from app.auth.service import authenticate
 from app.auth.tables import StationToken, User
+from app.auth.throttle import record_failure
 from app.cli import main
+from app.db import utcnow
 from tests.integration import web_support
 from tests.integration.web_support import PASSWORD, add_user, log_in
 
@@ -101,6 +104,14 @@ def test_the_command_line_manages_users_and_tokens(database_url, committed_db, m
     loupe("users", "enable", "mina")
     committed_db.expire_all()
     assert authenticate(session=committed_db, username="mina", password="brand-new-pass")
+
+    for i in range(10):  # locked out by wrong passwords, then unlocked from the shell
+        record_failure(session=committed_db, username="mina", address="10.0.0.9",
+                       now=utcnow() - timedelta(seconds=300 - 20 * i))  # fmt: skip
+    committed_db.commit()
+    assert "unlocked mina" in loupe("users", "unlock", "mina")
+    assert "was not locked" in loupe("users", "unlock", "--address", "10.0.0.7")
+    assert runner.invoke(main, ["users", "unlock"]).exit_code == 2
 
     refused = runner.invoke(main, ["users", "disable", "root"])
     assert refused.exit_code == 1 and "last active admin" in refused.output

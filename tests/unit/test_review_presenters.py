@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.i18n import translator
-from app.review.presenters import ExceptionCheck, alternatives, duration, exception_checks
+from app.i18n import duration, translator
+from app.review.presenters import ExceptionCheck, alternatives, exception_checks
 
 
 @pytest.mark.parametrize(
