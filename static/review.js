@@ -2,7 +2,8 @@
 // region and change its type or severity, not a defect, tags, note, undo); the server sends
 // this inspector's keys in #review-config, and every button shows its key.
 // Keys are physical positions (event.code), so they work with a Korean IME switched on
-// and on AZERTY keyboards; users move them on /review/keys.
+// and on AZERTY keyboards; users move them on /review/keys. The undo countdown and the
+// lease heartbeat are in review-lease.js.
 "use strict";
 
 (() => {
@@ -12,8 +13,6 @@
   const messages = JSON.parse(config.dataset.messages || "{}");
   // "type/severity" -> pass | reject, from the site's decision table (the server's own).
   const verdicts = JSON.parse(config.dataset.verdicts || "{}");
-  const heartbeatMs = Number(config.dataset.heartbeatSeconds || 60) * 1000;
-  const leaseMs = Number(config.dataset.leaseSeconds || 300) * 1000;
   // Holding a key down must never decide several items; moving through regions may repeat.
   const REPEATABLE = new Set(["next_region", "prev_region"]);
   const prefetched = [];
@@ -29,7 +28,6 @@
     if (root === shown) return;
     shown = root;
     if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
-    if (root) startUndoCountdown(root);
     if (!root || !root.classList.contains("review-item")) {
       item = null;
       return;
@@ -385,64 +383,6 @@
     }
   });
 
-  // --- undo window ---------------------------------------------------------------------------
-
-  function startUndoCountdown(root) {
-    const bar = root.querySelector(".undo-bar");
-    if (!bar) return;
-    let left = Number(bar.dataset.seconds || 0);
-    const counter = bar.querySelector(".undo-count");
-    const timer = setInterval(() => {
-      left -= 1;
-      if (!bar.isConnected || left <= 0) {
-        clearInterval(timer);
-        bar.remove();
-        return;
-      }
-      counter.textContent = String(left);
-    }, 1000);
-  }
-
-  // --- lease heartbeat -----------------------------------------------------------------------
-
-  let lastActivity = Date.now();
-  for (const type of ["keydown", "mousemove", "mousedown", "wheel", "touchstart"]) {
-    document.addEventListener(type, () => { lastActivity = Date.now(); }, { passive: true });
-  }
-
-  function csrfToken() {
-    const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
-    return headers["X-CSRF-Token"] || "";
-  }
-
-  async function heartbeat() {
-    const root = document.getElementById("review-item");
-    if (!root || !root.dataset.taskId) return;
-    // Someone who walked away lets the lease run out: the item goes back to the queue.
-    if (Date.now() - lastActivity > leaseMs) return;
-    const notice = root.querySelector(".lease-notice");
-    const body = new FormData();
-    body.append("task", root.dataset.taskId);
-    try {
-      const response = await fetch("/review/heartbeat", {
-        method: "POST", body, credentials: "same-origin",
-        headers: { "X-CSRF-Token": csrfToken() },
-      });
-      if (response.redirected) {
-        window.location.assign(response.url); // logged out meanwhile: to the login form
-      } else if (response.status === 409 && notice) {
-        notice.innerHTML = await response.text(); // escaped by the server's template
-      } else if (!response.ok && notice) {
-        notice.textContent = messages.lease_error;
-      } else if (notice) {
-        notice.textContent = "";
-      }
-    } catch {
-      if (notice) notice.textContent = messages.lease_error;
-    }
-  }
-
-  setInterval(heartbeat, heartbeatMs);
   htmx.onLoad((element) => {
     if (element === document.body || element.id === "review-item") init();
   });
