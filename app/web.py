@@ -17,9 +17,10 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
@@ -187,6 +188,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_page(request, exc.status_code)
 
 
+# A station that gets 503 with Retry-After sends the photo again (with its Idempotency-Key);
+# a 500 would tell it the photo is bad.
+UNAVAILABLE_RETRY_AFTER_S = 5
+
+
+async def _service_unavailable(request: Request, exc: Exception) -> Response:
+    """The database could not be reached (restarting, failing over, out of connections)."""
+    log.warning("database unavailable for %s %s: %s", request.method, request.url.path,
+                str(exc).splitlines()[0][:200])  # fmt: skip
+    headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
+    if is_api(request):
+        detail = "the database is unavailable for a moment; retry after a few seconds"
+        return JSONResponse({"detail": detail}, status_code=503, headers=headers)
+    if is_htmx(request):
+        headers["HX-Refresh"] = "true"
+    message = translator(language_for(request))("error.unavailable")
+    return render(request, "error.html", {"message": message}, status_code=503, headers=headers)
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if is_api(request):
@@ -295,6 +315,9 @@ def create_app() -> FastAPI:
     app.add_exception_handler(LoginRequired, _login_redirect)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # OperationalError: the server is gone or refused us; TimeoutError: no pooled connection.
+    for unavailable in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(unavailable, _service_unavailable)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(ServerTiming)
     routers = (
