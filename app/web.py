@@ -1,6 +1,7 @@
-"""The web app: settings checks, sessions, templates, error pages and the routers of each area.
+"""The web app: settings checks, sessions, error pages and the routers of each area.
 
-`uvicorn app.web:create_app --factory` serves it.
+`uvicorn app.web:create_app --factory` serves it. Pages are rendered by app.pages, which
+the areas' views import (this module imports the views).
 """
 
 from __future__ import annotations
@@ -8,8 +9,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import (
@@ -17,102 +16,45 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.admin.token_views import router as admin_token_router
+from app.admin.views import router as admin_router
 from app.auth.deps import (
     SESSION_COOKIE,
     CurrentUser,
     LoginRequired,
-    csrf_token,
     is_api,
     is_htmx,
     login_url,
     verify_csrf,
 )
-from app.auth.tables import User
+from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
+from app.dashboard.views import router as dashboard_router
 from app.db import SessionDep
-from app.i18n import label, languages, negotiate, translator
+from app.health import router as health_router
+from app.i18n import translator
 from app.inspections.tables import Photo
+from app.inspections.views import router as inspections_router
+from app.pages import ROOT, language_for, render
+from app.registry.views import router as models_router
+from app.review.keys_views import router as review_keys_router
+from app.review.lead_views import router as review_lead_router
+from app.review.views import router as review_router
 from app.storage import ObjectNotFound, get_store
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
 # An inspector's working day: the cookie is renewed on every response, so this is idle time.
 SESSION_MAX_AGE_S = 12 * 3600
 REVIEWER_ROLES = ("inspector", "lead", "admin")
-
-# Autoescape everything: regions carry model-written text, which is untrusted input.
-templates = Jinja2Templates(
-    env=Environment(
-        loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
-)
-
-
-def language_for(request: Request, user: User | None = None) -> str:
-    """The user's saved language, else the one picked this session, else the browser's."""
-    if user is not None and user.language:
-        return user.language
-    picked = request.session.get("language")
-    return picked if picked in languages() else negotiate(request.headers.get("accept-language"))
-
-
-def _page_context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
-    user = context.get("user")
-    lang = language_for(request, user)
-    query = request.url.query
-    return {
-        "request": request,
-        "user": user,
-        "lang": lang,
-        "languages": languages(),
-        "t": translator(lang),
-        "label": lambda group, value: label(lang, group, value),
-        "csrf_token": csrf_token(request),
-        "demo_models": get_settings().demo_models,
-        "current_path": request.url.path + (f"?{query}" if query else ""),
-        **context,
-    }
-
-
-def render(
-    request: Request,
-    template: str,
-    context: dict[str, Any] | None = None,
-    block: str | None = None,
-    *,
-    fragment: bool = False,
-    status_code: int = 200,
-    headers: dict[str, str] | None = None,
-) -> HTMLResponse:
-    """The whole page, or only its named `block` when HTMX asks for a fragment (or
-    `fragment` says so: a script's request that is not HTMX's)."""
-    ctx = _page_context(request, context or {})
-    page = templates.get_template(template)
-    if block is not None and (fragment or is_htmx(request)):
-        html = "".join(page.blocks[block](page.new_context(ctx)))
-    else:
-        html = page.render(ctx)
-    response = HTMLResponse(html, status_code=status_code, headers=headers)
-    # The same URL answers with a page or a fragment; caches must keep them apart.
-    response.headers.append("Vary", "HX-Request")
-    return response
-
 
 # --- pages that belong to no single area --------------------------------------------------
 
@@ -288,18 +230,6 @@ def session_secret(settings: Settings) -> str:
 
 def create_app() -> FastAPI:
     """Build the web app from the current settings."""
-    # Imported here: the area views import `render` from this module.
-    from app.admin.token_views import router as admin_token_router
-    from app.admin.views import router as admin_router
-    from app.auth.views import router as auth_router
-    from app.dashboard.views import router as dashboard_router
-    from app.health import router as health_router
-    from app.inspections.views import router as inspections_router
-    from app.registry.views import router as models_router
-    from app.review.keys_views import router as review_keys_router
-    from app.review.lead_views import router as review_lead_router
-    from app.review.views import router as review_router
-
     settings = get_settings()
     settings.check_secrets()
     app = FastAPI(title="Loupe", dependencies=[Depends(verify_csrf)])

@@ -12,7 +12,7 @@ from app.auth import service
 from app.auth.deps import AdminDep
 from app.db import SessionDep
 from app.i18n import translator
-from app.web import language_for, render
+from app.pages import language_for, render
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

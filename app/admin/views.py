@@ -17,7 +17,7 @@ from app.auth.deps import SESSION_VERSION_KEY, AdminDep
 from app.auth.tables import LANGUAGES, ROLES, User
 from app.db import SessionDep, utcnow
 from app.i18n import translator
-from app.web import language_for, render
+from app.pages import language_for, render
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

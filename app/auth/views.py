@@ -12,7 +12,7 @@ from app.auth.deps import SESSION_VERSION_KEY, safe_next
 from app.auth.tables import LANGUAGES
 from app.db import SessionDep, utcnow
 from app.i18n import duration
-from app.web import render
+from app.pages import render
 
 router = APIRouter(tags=["auth"])
 

@@ -24,8 +24,8 @@ from app.db import SessionDep, utcnow
 from app.feedback.tables import KINDS
 from app.i18n import label as label_in
 from app.i18n import translator
+from app.pages import language_for, render
 from app.policy.patterns import Pattern
-from app.web import language_for, render
 
 router = APIRouter(tags=["dashboard"])
 

@@ -20,10 +20,10 @@ from app.db import SessionDep, utcnow
 from app.i18n import say, translator
 from app.learning import classifier, runs, testset, trigger
 from app.learning.report import CLASSIFIER_HEADLINE, refusals
+from app.pages import language_for, render
 from app.registry import experiments, service
 from app.registry.tables import ModelAlias, ModelVersion
 from app.storage import get_store
-from app.web import language_for, render
 from models.prompts import available_versions
 
 router = APIRouter(tags=["models"])

@@ -15,8 +15,8 @@ from app.auth.tables import KEYBOARD_LAYOUTS, User
 from app.config import get_settings
 from app.db import SessionDep
 from app.i18n import label, translate, translator
+from app.pages import language_for, render
 from app.review import keys
-from app.web import language_for, render
 from models.taxonomy import load_taxonomy
 
 router = APIRouter(tags=["review"])

@@ -9,8 +9,8 @@ from app.auth.deps import LeadDep
 from app.config import get_settings
 from app.db import SessionDep, utcnow
 from app.i18n import duration, translator
+from app.pages import language_for, render
 from app.review import decisions, service, stats
-from app.web import language_for, render
 
 router = APIRouter(tags=["review"])
 

@@ -19,11 +19,11 @@ from app.auth.tables import User
 from app.config import get_settings
 from app.db import SessionDep, utcnow
 from app.i18n import duration, label, translator
+from app.pages import language_for, render
 from app.review import decisions, edits, presenters, service, stats
 from app.review.keys_views import keyboard_for
 from app.review.priority import SEVERITY_RANK
 from app.review.tables import Decision
-from app.web import language_for, render
 
 router = APIRouter(tags=["review"])
 

@@ -70,6 +70,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("POST", "/admin/users/{user_id}/role"): ADMINS,
     ("POST", "/admin/users/{user_id}/active"): ADMINS,
     ("POST", "/admin/users/{user_id}/password"): ADMINS,
+    ("POST", "/admin/logins/unlock"): ADMINS,
     ("GET", "/admin/tokens"): ADMINS,
     ("POST", "/admin/tokens"): ADMINS,
     ("POST", "/admin/tokens/{token_id}/revoke"): ADMINS,
