@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.auth.deps import ReviewerDep
@@ -108,20 +108,28 @@ def keys_page(request: Request, user: ReviewerDep) -> Response:
     return _page(request, user, saved=request.query_params.get("saved") == "1")
 
 
-@router.post("/review/keys")
-async def save_keys(
-    request: Request,
-    session: SessionDep,
-    user: ReviewerDep,
-    layout: Annotated[str, Form()] = "qwerty",
-) -> Response:
-    """Save the keys (one `key.<action>` field each) and the keyboard layout."""
+async def pressed_keys(request: Request) -> dict[str, str]:
+    """The posted `key.<action>` fields, as action -> key code. Async because only awaiting
+    the form can read them; Starlette caches the parsed form, so it is read once."""
     form = await request.form()
-    chosen = {
+    return {
         name.removeprefix("key."): str(value).strip()[:MAX_CODE]
         for name, value in form.multi_items()
         if name.startswith("key.")
     }
+
+
+# A plain `def`: it commits to the database, and FastAPI runs a sync route in its threadpool
+# instead of on the event loop that serves every other request of the process.
+@router.post("/review/keys")
+def save_keys(
+    request: Request,
+    session: SessionDep,
+    user: ReviewerDep,
+    chosen: Annotated[dict[str, str], Depends(pressed_keys)],
+    layout: Annotated[str, Form()] = "qwerty",
+) -> Response:
+    """Save the keys (one `key.<action>` field each) and the keyboard layout."""
     lang = language_for(request, user)
     t = translator(lang)
     if layout not in KEYBOARD_LAYOUTS:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.auth.service import create_station_token
 from app.db import get_session
+from app.inspections import views
 from app.inspections.tables import Inspection, Outbox, Photo
 from tests.support import garment_photo, reset_caches
 
@@ -115,3 +121,49 @@ def test_unknown_inspection_is_404(api):
     response = api.get("/api/v1/inspections/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
     assert api.get("/api/v1/inspections/not-a-uuid").status_code == 422
+
+
+HOLD_S = 5.0  # long enough to tell "answered meanwhile" from "answered after"
+
+
+def test_a_page_answers_while_a_photo_is_being_checked(api, monkeypatch):
+    """An upload's slow part (decoding a 12 MP photo) must not stall the process's other
+    requests: with the photo check held, the login page still answers at once. On the event
+    loop (the route as `async def`), the page waited for the check to end."""
+    entered, release = threading.Event(), threading.Event()
+    real_check = views.check_image
+
+    def slow_check(data, **limits):
+        entered.set()
+        release.wait(HOLD_S)  # a fake of the decode's time only; the real check follows
+        return real_check(data, **limits)
+
+    monkeypatch.setattr(views, "check_image", slow_check)
+
+    async def page_during_upload() -> tuple[httpx.Response, float, bool, httpx.Response]:
+        # One event loop for both requests, as in one uvicorn process.
+        transport = httpx.ASGITransport(app=api.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://loupe") as client:
+            files = [("image", ("p.png", garment_photo(), "image/png"))]
+            headers = {"Authorization": api.headers["Authorization"]}
+            upload = asyncio.create_task(
+                client.post("/api/v1/inspections", files=files, headers=headers)
+            )
+            try:
+                deadline = time.monotonic() + HOLD_S
+                while not entered.is_set() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                assert entered.is_set(), "the upload never reached the photo check"
+                started = time.monotonic()
+                page = await client.get("/login")
+                waited = time.monotonic() - started
+                held_meanwhile = not upload.done()
+            finally:
+                release.set()
+            return page, waited, held_meanwhile, await upload
+
+    page, waited, held_meanwhile, uploaded = asyncio.run(page_during_upload())
+    assert page.status_code == 200
+    assert held_meanwhile, "the page was answered only after the photo check had ended"
+    assert waited < HOLD_S / 2
+    assert uploaded.status_code == 201, uploaded.text
