@@ -54,10 +54,11 @@ def say(
     """Stored texts in the reader's language, from the codes stored beside them
     (app.policy.problems); a text without a code (older rows) reads as written."""
     codes = codes or []
-    return [
-        t(codes[i]["key"], **codes[i]["params"]) if i < len(codes) and codes[i] else text
-        for i, text in enumerate(texts)
-    ]
+    said = []
+    for i, text in enumerate(texts):
+        code = codes[i] if i < len(codes) else None
+        said.append(t(code["key"], **code["params"]) if code else text)
+    return said
 
 
 def translator(language: str) -> Translator:

@@ -9,9 +9,12 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client  # boto3-stubs[s3], a dev dependency
 
 
 class ObjectNotFound(KeyError):
@@ -59,7 +62,7 @@ class LocalStore:
 
 
 class S3Store:
-    def __init__(self, *, bucket: str, client: object, prefix: str = "") -> None:
+    def __init__(self, *, bucket: str, client: S3Client, prefix: str = "") -> None:
         self.bucket = bucket
         self.client = client
         self.prefix = prefix
@@ -78,19 +81,19 @@ class S3Store:
         return cls(bucket=settings.s3_bucket, client=client, prefix=settings.s3_prefix)
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.client.put_object(  # type: ignore[attr-defined]
+        self.client.put_object(
             Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type
         )
 
     def get(self, key: str) -> bytes:
         try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)  # type: ignore[attr-defined]
-        except self.client.exceptions.NoSuchKey as exc:  # type: ignore[attr-defined]
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self.client.exceptions.NoSuchKey as exc:
             raise ObjectNotFound(key) from exc
         return obj["Body"].read()
 
     def ping(self) -> bool:
-        self.client.head_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
+        self.client.head_bucket(Bucket=self.bucket)
         return True
 
 

@@ -114,7 +114,9 @@ class QwenClassifier:
             language,
         )
         return cls(
-            model.to(device),
+            # transformers wraps `to` with functools.wraps, which mypy sees as an unbound
+            # callable wanting the model as its first argument.
+            model.to(device),  # type: ignore[arg-type]
             processor,
             version=model_version(path),
             questionnaire=questionnaire,
@@ -207,7 +209,11 @@ class QwenClassifier:
             input_ids=ids.to(self.device),
             attention_mask=mask,
             position_ids=positions.to(self.device),
-            mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=row_features)},
+            # The model concatenates per-image tensors here (its own get_image_features puts
+            # a tuple of them), though transformers types pooler_output as one Tensor.
+            mm_encoder_outputs={
+                "image": BaseModelOutputWithPooling(pooler_output=row_features)  # type: ignore[arg-type]
+            },
             use_cache=True,
             logits_to_keep=1,
         )

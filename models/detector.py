@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from transformers import AutoModelForObjectDetection, RTDetrImageProcessorPil
+from transformers.image_utils import SizeDict
 
 from models.contracts import Box, Detection
 from models.loading import model_version, resolve_model_dir
@@ -60,7 +61,9 @@ class RTDetrDetector:
     @property
     def input_size(self) -> tuple[int, int]:
         """(height, width) the model sees: photos need not be sent any larger."""
-        size = self.processor.size
+        # transformers declares the class default as a dict; every built processor holds a
+        # SizeDict (BaseImageProcessor.__init__ converts it).
+        size = cast(SizeDict, self.processor.size)
         return int(size.height or 640), int(size.width or 640)
 
     def detect(self, images: list[Image.Image]) -> list[list[Detection]]:

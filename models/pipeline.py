@@ -195,6 +195,8 @@ def in_process(detector: Any | None, classifier: Any) -> ArmModels:
     )
 
     async def detect(image: Image.Image) -> tuple[list[Detection], str, float]:
+        # Handed out only when there is a detector (below).
+        assert detector is not None and detect_batch is not None
         detections, model_ms = await detect_batch.timed(image)
         return detections, detector.version, model_ms
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import CacheLayerMixin
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,10 +64,20 @@ def select_rows(cache: DynamicCache, index: torch.Tensor) -> DynamicCache:
     The source cache is left as it was, so one prefix can be continued by several
     questions and one question by several answers.
     """
-    index = index.to(cache.layers[0].keys.device)
-    return DynamicCache(
-        ddp_cache_data=[(layer.keys[index], layer.values[index]) for layer in cache.layers]
-    )
+    layers = _keys_and_values(cache)
+    index = index.to(layers[0][0].device)
+    return DynamicCache(ddp_cache_data=[(keys[index], values[index]) for keys, values in layers])
+
+
+def _keys_and_values(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's keys and values. Qwen2.5-VL's layers are all attention layers, filled
+    once a prefix ran; a cache layer of another kind, or an empty one, has none to select."""
+    pairs = []
+    for layer in cache.layers:
+        if not isinstance(layer, CacheLayerMixin) or layer.keys is None or layer.values is None:
+            raise ValueError(f"a {type(layer).__name__} holds no keys and values to select from")
+        pairs.append((layer.keys, layer.values))
+    return pairs
 
 
 def expand_image_tokens(text: str, image_token: str, counts: list[int]) -> str:

@@ -89,7 +89,9 @@ def tiny_detector_config(id2label: dict[int, str] | None = None) -> RTDetrConfig
         hidden_sizes=[32, 64, 128, 256],
         depths=[1, 1, 1, 1],
         layer_type="bottleneck",
-        out_indices=[2, 3, 4],
+        # A dataclass config that takes out_indices in __post_init__'s **kwargs, which
+        # mypy does not see (its field is the private _out_indices).
+        out_indices=[2, 3, 4],  # type: ignore[call-arg]
     )
     return RTDetrConfig(
         backbone_config=backbone,
@@ -135,7 +137,7 @@ def set_generation_tokens(model: Qwen2_5_VLForConditionalGeneration, tokenizer: 
 
 def special_token_ids(tokenizer: Qwen2Tokenizer) -> dict[str, int]:
     """The ids a Qwen2.5-VL config must name, as this tokenizer numbers them."""
-    ids = {token: int(tokenizer.convert_tokens_to_ids(token)) for token in QWEN_SPECIAL_TOKENS}
+    ids = {token: _token_id(tokenizer, token) for token in QWEN_SPECIAL_TOKENS}
     return {
         "image_token_id": ids["<|image_pad|>"],
         "video_token_id": ids["<|video_pad|>"],
@@ -145,6 +147,13 @@ def special_token_ids(tokenizer: Qwen2Tokenizer) -> dict[str, int]:
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
     }
+
+
+def _token_id(tokenizer: Qwen2Tokenizer, token: str) -> int:
+    found = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(found, int):  # one token in gives one id out
+        raise TypeError(f"{token!r} has no single id: {found!r}")
+    return found
 
 
 def tiny_qwen_config(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
@@ -172,8 +181,10 @@ def tiny_qwen_config(tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
     return Qwen2_5_VLConfig(
         text_config=text_config,
         vision_config=vision_config,
-        **{key: ids[key] for key in ("image_token_id", "video_token_id")},
-        **{key: ids[key] for key in ("vision_start_token_id", "vision_end_token_id")},
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
     )
 
 
@@ -197,10 +208,12 @@ def train_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
     state = json.loads(bpe.to_str())["model"]
     # Qwen2Tokenizer wants merges as tuples; tokenizers may serialise them as "a b".
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    # transformers types merges as strings and unk_token as str, but hands merges to
+    # tokenizers' BPE (which takes pairs) and takes None for "no unknown token".
     return Qwen2Tokenizer(
         vocab=state["vocab"],
-        merges=merges,
-        unk_token=None,
+        merges=merges,  # type: ignore[arg-type]
+        unk_token=None,  # type: ignore[arg-type]
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         model_max_length=32768,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -71,9 +72,9 @@ def record_failure(*, session: Session, username: str, address: str, now: dateti
         assert row is not None
         before = _failures(row) if row.failures else Failures()
         after = throttle.after_failure(before, rules, now)
-        row.failures, row.last_failed_at, row.locked_until = (
-            after.count, after.last_failed_at, after.locked_until,
-        )  # fmt: skip
+        row.failures = after.count
+        row.last_failed_at = now  # after_failure stamps the failure with `now`
+        row.locked_until = after.locked_until
         if after.locked_until != before.locked_until:
             log.warning("login locked: %s after %d failures, until %s", key, after.count,
                         after.locked_until.isoformat() if after.locked_until else "-")  # fmt: skip
@@ -117,7 +118,11 @@ def locks(*, session: Session, now: datetime) -> list[Lock]:
 def unlock(*, session: Session, key: str, actor_id: int | None) -> bool:
     """Forget a key's failures (an admin's unlock); False when there were none. The caller
     commits."""
-    deleted = session.execute(delete(LoginFailure).where(LoginFailure.key == key)).rowcount
+    # A DELETE gives a CursorResult, which has the rowcount; Session.execute is typed to
+    # return Result (the cast SQLAlchemy 2.0.44's changelog advises).
+    deleted = cast(
+        "CursorResult[Any]", session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+    ).rowcount
     if deleted:
         log.warning("login unlocked: %s", key)
         record(session=session, actor_id=actor_id, action="login.unlock", subject=key)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from app.auth.tables import User
 from app.dashboard.weeks import Week
@@ -103,5 +103,5 @@ def pattern_examples(
     return examples
 
 
-def _same(column, value):  # type: ignore[no-untyped-def]
+def _same(column: QueryableAttribute[str | None], value: str | None) -> ColumnElement[bool]:
     return column.is_(None) if value is None else column == value

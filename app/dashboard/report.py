@@ -173,7 +173,14 @@ def _patterns(
     keys = [tagged.c.kind, tagged.c.model_label, tagged.c.human_label, tagged.c.field, tagged.c.tag]
     count = func.count().label("count")
     rows = session.execute(
-        select(*keys, count)
+        select(
+            tagged.c.kind,
+            tagged.c.model_label,
+            tagged.c.human_label,
+            tagged.c.field,
+            tagged.c.tag,
+            count,
+        )
         .group_by(*keys)
         .order_by(count.desc(), *[k.asc().nulls_first() for k in keys])
         .limit(options.top_patterns)
@@ -215,7 +222,9 @@ def _confusion(session: Session, start: datetime, end: datetime) -> dict[tuple[s
 
 
 def _per_class(confusion: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
-    pairs = {(None if m == MISSED else m, h): n for (m, h), n in confusion.items()}
+    pairs: dict[tuple[str | None, str | None], int] = {
+        (None if m == MISSED else m, h): n for (m, h), n in confusion.items()
+    }
     counts = metrics.per_class_from_matrix(pairs)
     return [
         {
@@ -247,6 +256,7 @@ def _routing_mix(session: Session, start: datetime, end: datetime) -> dict[str, 
     ).all()
     counts = {"auto_pass": 0, "auto_reject": 0, "review": 0, "audit": 0}
     for route, is_audit, n in rows:
+        assert route is not None  # set with routed_at (app.inspections.results)
         counts["audit" if is_audit else route] += n
     total = sum(counts.values())
     automatic = counts["auto_pass"] + counts["auto_reject"] + counts["audit"]

@@ -36,7 +36,7 @@ from models.training.evaluate_classifier import LabelledCrop
 CROPS_FORMAT = "loupe.crops/1"
 
 
-def verified_crops() -> Select[Any]:
+def verified_crops() -> Select[*tuple[Any, ...]]:
     """Every verified crop's answer, box and photo (DecisionRegion.id is the crop's id)."""
     return (
         select(

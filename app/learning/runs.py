@@ -13,7 +13,7 @@ worker that lost its run to the watchdog finds out and stops, instead of overwri
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,7 +136,7 @@ def start_classifier_run(
 
 def _new_run(
     session: Session, kind: str, candidate: dict[str, str] | None, snapshot_id: int,
-    trigger: str, user_id: int | None, problems: list[str], now: datetime,
+    trigger: str, user_id: int | None, problems: Sequence[str], now: datetime,
 ) -> TrainingRun:  # fmt: skip
     """The run's row: queued, or refused at once with its problems as the reasons."""
     run = TrainingRun(
@@ -210,7 +210,7 @@ def heartbeat(*, session: Session, run_id: int, now: datetime | None = None) -> 
 
 
 def refuse_run(
-    *, session: Session, run_id: int, reasons: list[str], now: datetime | None = None
+    *, session: Session, run_id: int, reasons: Sequence[str], now: datetime | None = None
 ) -> bool:
     values = {"status": "refused", "phase": "refused", "refusal_reasons": reasons,
               "refusal_codes": codes(reasons), "finished_at": now or utcnow()}  # fmt: skip

@@ -8,6 +8,7 @@ wherever a reason string went before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -29,6 +30,6 @@ class Problem(str):
         return {"key": self.key, "params": self.params}
 
 
-def codes(reasons: list[str]) -> list[dict[str, Any] | None]:
+def codes(reasons: Sequence[str]) -> list[dict[str, Any] | None]:
     """Each reason's code; None for a plain string, which can only be shown as written."""
     return [reason.code() if isinstance(reason, Problem) else None for reason in reasons]

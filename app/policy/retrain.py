@@ -39,9 +39,9 @@ def should_retrain(data: TriggerInput, rules: TriggerRules) -> TriggerDecision:
     """Retrain when any trigger fires; every reason that fired is listed with its numbers."""
     reasons = []
     if data.new_verified_samples >= rules.min_new_samples:
-        count, trigger = data.new_verified_samples, rules.min_new_samples
-        reasons.append(Problem(f"{count} new verified samples (trigger {trigger})",
-                               "trigger.new_samples", count=count, trigger=trigger))  # fmt: skip
+        count, needed = data.new_verified_samples, rules.min_new_samples
+        reasons.append(Problem(f"{count} new verified samples (trigger {needed})",
+                               "trigger.new_samples", count=count, trigger=needed))  # fmt: skip
     if data.reviewed:
         rate = data.disagreements / data.reviewed
         if rate >= rules.max_disagreement:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, select, true
 from sqlalchemy.orm import Session
 
 from app.auth.tables import AuditEvent
@@ -38,7 +38,9 @@ class Outcome:
     reason: str
 
 
-def _audit(session: Session, actor_id: int | None, action: str, subject: str, **details: Any):
+def _audit(
+    session: Session, actor_id: int | None, action: str, subject: str, **details: Any
+) -> None:
     session.add(AuditEvent(actor_id=actor_id, action=action, subject=subject, details=details))
 
 
@@ -125,19 +127,22 @@ def stage_challenger(
     """
     champion = {k: service.get_alias(session=session, alias="champion", kind=k)
                 for k in MODEL_KINDS}  # fmt: skip
-    if champion["classifier"] is None:
+    classifier = champion["classifier"]
+    if classifier is None:
         raise NothingToDo("there is no champion classifier in the registry to compare with")
-    if champion[candidate.kind] is not None and champion[candidate.kind].id == candidate.id:
+    current = champion[candidate.kind]
+    if current is not None and current.id == candidate.id:
         raise NothingToDo(f"{candidate.version} is the champion already")
     move_alias(session=session, alias="challenger", version=candidate, actor_id=actor_id,
                why="staged as challenger")  # fmt: skip
-    arms = dict(champion)
-    arms[candidate.kind] = candidate
     experiment = service.start_experiment(
         session=session,
         name=f"{candidate.kind}-{candidate.version}"[:100],
-        champion=service.Arm(classifier=champion["classifier"], detector=champion["detector"]),
-        challenger=service.Arm(classifier=arms["classifier"], detector=arms["detector"]),
+        champion=service.Arm(classifier=classifier, detector=champion["detector"]),
+        challenger=service.Arm(
+            classifier=candidate if candidate.kind == "classifier" else classifier,
+            detector=candidate if candidate.kind == "detector" else champion["detector"],
+        ),
         challenger_share=share,
     )
     if now is not None:
@@ -154,7 +159,7 @@ def arm_agreement(session: Session, experiment: Experiment) -> dict[str, ab.Arm]
     ended = experiment.ended_at
     during = and_(
         Inspection.created_at >= experiment.started_at,
-        Inspection.created_at < ended if ended is not None else True,
+        Inspection.created_at < ended if ended is not None else true(),
     )
     rows = session.execute(
         select(
@@ -191,7 +196,7 @@ def analyse(
     arms = arm_agreement(session, experiment)
     days = (now - experiment.started_at).total_seconds() / 86400
     result = ab.analyse(arms["champion"], arms["challenger"], days, rules)
-    decision = result.decision
+    decision: str = result.decision
     if decision == "promote" and not auto_promote:
         decision = "awaiting_confirmation"
     experiment.analysis = {

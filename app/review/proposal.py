@@ -33,10 +33,15 @@ class ScoredRegion(Protocol):
 class Answer(Protocol):
     """A human's answer for one region (app.review.edits.RegionAnswer)."""
 
-    region_id: int | None
-    defect_type: str
-    severity: str | None
-    outcome: str  # confirmed | changed | not_defect | added
+    # Read-only, so that frozen dataclasses such as RegionAnswer satisfy the protocol.
+    @property
+    def region_id(self) -> int | None: ...
+    @property
+    def defect_type(self) -> str: ...
+    @property
+    def severity(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...  # confirmed | changed | not_defect | added
 
 
 def counted(region: ScoredRegion, thresholds: Thresholds) -> bool:

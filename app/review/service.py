@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, or_, select, text, update
+from sqlalchemy import CursorResult, Select, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -83,7 +83,7 @@ class Claim:
     next: Any | None
 
 
-def _open_task_query() -> Select[tuple[ReviewTask]]:
+def _open_task_query() -> Select[ReviewTask]:
     # populate_existing: a row locked FOR UPDATE must overwrite any stale copy in the session.
     return (
         select(ReviewTask)
@@ -156,7 +156,7 @@ def claim(
             .limit(wanted)
             .with_for_update(skip_locked=True)
         )
-        fresh = session.execute(
+        taken = session.execute(
             update(TASK)
             .where(TASK.c.id.in_(free))
             .values(
@@ -167,7 +167,7 @@ def claim(
             )
             .returning(*TASK.c)
         ).all()
-        fresh = sorted(fresh, key=_queue_position)
+        fresh = sorted(taken, key=_queue_position)
     session.commit()
     tasks = list(held) + fresh
     return Claim(tasks[0] if tasks else None, tasks[1] if len(tasks) > 1 else None)
@@ -232,10 +232,15 @@ def release_task(
 
 def release_user_leases(*, session: Session, user_id: int) -> int:
     """Give back every open task the user holds (at log-out); returns how many."""
-    released = session.execute(
-        update(ReviewTask)
-        .where(ReviewTask.lease_owner_id == user_id, ReviewTask.decided_at.is_(None))
-        .values(lease_owner_id=None, lease_expires_at=None)
+    # Session.execute is typed to return Result, but an UPDATE without RETURNING gives a
+    # CursorResult, which has the rowcount (the cast SQLAlchemy 2.0.44's changelog advises).
+    released = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(ReviewTask)
+            .where(ReviewTask.lease_owner_id == user_id, ReviewTask.decided_at.is_(None))
+            .values(lease_owner_id=None, lease_expires_at=None)
+        ),
     ).rowcount
     session.commit()
     return int(released or 0)

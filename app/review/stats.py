@@ -160,7 +160,11 @@ def holdings(*, session: Session, now: datetime) -> list[Holding]:
         .where(ReviewTask.decided_at.is_(None), ReviewTask.lease_expires_at >= now)
         .order_by(User.username, ReviewTask.claimed_at)
     ).all()
-    return [Holding(*row) for row in rows]
+    return [
+        Holding(task_id, username, external_id, station, claimed_at, expires_at, attempt, due_at)
+        for task_id, username, external_id, station, claimed_at, expires_at, attempt, due_at in rows
+        if expires_at is not None  # always: the query keeps live leases only
+    ]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -36,10 +36,10 @@ class Ingress:
 
     def __init__(
         self,
-        champion_detector: DeploymentHandle | None,
-        champion_classifier: DeploymentHandle,
-        challenger_detector: DeploymentHandle | None = None,
-        challenger_classifier: DeploymentHandle | None = None,
+        champion_detector: DeploymentHandle[Any] | None,
+        champion_classifier: DeploymentHandle[Any],
+        challenger_detector: DeploymentHandle[Any] | None = None,
+        challenger_classifier: DeploymentHandle[Any] | None = None,
     ) -> None:
         self.arms = {CHAMPION: _arm(champion_detector, champion_classifier)}
         if challenger_classifier is not None:
@@ -122,7 +122,9 @@ class Ingress:
         return {"status": "ok", **arms[CHAMPION], "arms": arms, "challenger_share": share}
 
 
-def _arm(detector: DeploymentHandle | None, classifier: DeploymentHandle) -> pipeline.ArmModels:
+def _arm(
+    detector: DeploymentHandle[Any] | None, classifier: DeploymentHandle[Any]
+) -> pipeline.ArmModels:
     async def detect(image: Any) -> Any:
         return await detector.detect.remote(image)  # type: ignore[union-attr]
 
@@ -255,5 +257,9 @@ def _graph(
             bind(Detector, "ChallengerDetector") if structure["challenger_detector"] else None
         )
         arms.append(bind(Classifier, "ChallengerClassifier"))
-    ingress = Ingress.options(user_config=configs["Ingress"]) if configs else Ingress
+    # @serve.deployment made Ingress a Deployment, but mypy ignores what a class decorator
+    # returns and would read `options` as Ingress's own attribute.
+    ingress = cast(serve.Deployment, Ingress)
+    if configs:
+        ingress = ingress.options(user_config=configs["Ingress"])
     return ingress.bind(*arms)

@@ -122,6 +122,7 @@ def deploy(
         )  # fmt: skip
     app_settings = AppSettings(champion=champion, challenger=challenger, **settings)
     client = _get_global_client()
+    assert client is not None  # None only with raise_if_no_controller_running=False
     # Every application is listed: a config replaces the whole set of deployed apps.
     others = [a for name, a in _deployed_configs(client).items() if name != app_name]
     ours = serve_config(app_settings, app_name, route_prefix)
@@ -197,7 +198,7 @@ def serve_forever(
         logger.info("signal %s received, stopping", signal.Signals(signum).name)
         stopping.set()
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     try:
         url = start(**options)
         # Installed after ray.init, which puts in a SIGTERM handler that exits wherever the

@@ -169,7 +169,9 @@ def _check_request(samples: Sequence[Sample], steps: int, batch_size: int, out: 
         raise FileExistsError(f"{out} already holds files; a model version is never overwritten")
 
 
-def _augment_record(augment: AugmentConfig | None, samples: Sequence[Sample]) -> dict | None:
+def _augment_record(
+    augment: AugmentConfig | None, samples: Sequence[Sample]
+) -> dict[str, Any] | None:
     """The augmentation as applied: with the rare-class share oversample actually aimed at,
     which is lower than configured when many classes make the configured one unreachable."""
     if augment is None:
