@@ -44,7 +44,9 @@ def run(var_dir: Path, timeout: float) -> None:
 
     LOUPE_DATABASE_URL / LOUPE_REDIS_URL point it at running servers instead of the
     embedded ones; LOUPE_DETECTOR_URI / LOUPE_CLASSIFIER_URI at real models instead of
-    tiny random ones. Ctrl-C stops it; data stays under the var directory.
+    tiny random ones. A child that crashes is started again with backoff (see
+    /healthz's "supervisor"); one that keeps crashing stops everything. Ctrl-C stops it;
+    data stays under the var directory.
     """
     from app.standalone import Stack, StackError, StackOptions
 
@@ -59,8 +61,15 @@ def run(var_dir: Path, timeout: float) -> None:
     try:
         stack.start()
         _print_welcome(stack)
-        name, code = stack.wait()
-        click.secho(f"{name} exited with code {code}; stopping Loupe", fg="red", err=True)
+        # A crashed child is started again with backoff; this returns only when one keeps
+        # crashing, and then nothing that depends on it can work.
+        name, record = stack.wait()
+        click.secho(
+            f"{name} keeps crashing (last exit code {record.last_exit}, "
+            f"{record.restarts} restarts); stopping Loupe",
+            fg="red",
+            err=True,
+        )
         exit_code = 1
     except StackError as exc:
         click.secho(f"Loupe did not start: {exc}", fg="red", err=True)

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
@@ -120,6 +120,16 @@ class Settings(BaseSettings):
 
     # Outbox relay, and the sweeper that re-dispatches items stuck before routing
     outbox_poll_s: float = 0.25
+    # Beat's sweep runs this often (two indexed queries). An item left `inferring` by a
+    # worker that died (no live worker holds its claim, app.inspections.claims) is
+    # dispatched again once its attempt began, or its retry was due, inflight_grace_s ago.
+    # The grace spares a retry that starts late because the worker's threads are all busy
+    # (a late one dispatched again costs a second inference, never a second route). With
+    # these defaults such an item is routed at most about a minute after its worker died.
+    sweep_interval_s: float = Field(15.0, gt=0)
+    inflight_grace_s: float = Field(45.0, ge=0)
+    # Any other item not routed this long (its message lost, e.g. a broker restarted
+    # without persistence) is dispatched again.
     stuck_after_s: int = 1800
 
     # Learning loop (issue 6): when to retrain, on what, how, and what a candidate must show.
@@ -170,7 +180,7 @@ class Settings(BaseSettings):
 
     @field_validator("threshold_low")
     @classmethod
-    def _low_below_high(cls, v: float, info):  # type: ignore[no-untyped-def]
+    def _low_below_high(cls, v: float, info: ValidationInfo) -> float:
         high = info.data.get("threshold_high", 0.95)
         if v > high:
             raise ValueError("LOUPE_THRESHOLD_LOW must not exceed LOUPE_THRESHOLD_HIGH")

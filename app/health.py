@@ -6,6 +6,7 @@ addresses or secrets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -59,7 +60,7 @@ CHECKS = {"database": _database, "redis": _redis, "serve": _serve, "worker": _wo
 
 
 def check_all() -> dict[str, dict[str, Any]]:
-    def run(check):  # type: ignore[no-untyped-def]
+    def run(check: Callable[[], str]) -> dict[str, Any]:
         try:
             return {"ok": True, "detail": check()}
         except Exception as exc:
@@ -70,11 +71,23 @@ def check_all() -> dict[str, dict[str, Any]]:
         return {name: f.result() for name, f in futures.items()}
 
 
+def supervisor() -> dict[str, Any] | None:
+    """Under `loupe run`: each child's state and restarts, from the supervisor's status file
+    (app.supervisor explains why a file). None where no supervisor runs (docker-compose)."""
+    from app.supervisor import STATUS_FILE, read_status
+
+    try:
+        return read_status(get_settings().var_dir / STATUS_FILE)
+    except Exception:  # a report about restarts must never take /healthz down with it
+        return None
+
+
 @router.get("/healthz")
 def healthz() -> JSONResponse:
     parts = check_all()
     healthy = all(p["ok"] for p in parts.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "parts": parts},
-        status_code=200 if healthy else 503,
-    )
+    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "parts": parts}
+    # Informational: a child that is restarting already shows as a part that is down.
+    if (children := supervisor()) is not None:
+        body["supervisor"] = children
+    return JSONResponse(body, status_code=200 if healthy else 503)

@@ -7,19 +7,16 @@ first run's credentials. A second run finds them there and keeps them.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 from sqlalchemy import create_engine, select
@@ -27,6 +24,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from app.embedded import ROOT, EmbeddedPostgres, EmbeddedRedis, ensure_database, migrate
+from app.policy.restarts import ChildRecord, RestartPolicy
+from app.supervisor import STATUS_FILE, Children, Supervisor
 from models.serve.runner import RAY_ENVIRONMENT
 
 STANDARD_USERS = {"admin": "admin", "inspector": "inspector", "ml": "ml"}
@@ -76,7 +75,7 @@ def build_tiny_models(models_dir: Path) -> tuple[str, str]:
 # --- first-run users ------------------------------------------------------------------------
 
 
-def bootstrap_credentials(*, database_url: str, path: Path, base_url: str) -> dict | None:
+def bootstrap_credentials(*, database_url: str, path: Path, base_url: str) -> dict[str, Any] | None:
     """On first run, create the standard users and a station token and save them to `path`.
 
     Returns the saved credentials, or None when the database already has users that were
@@ -111,89 +110,6 @@ def bootstrap_credentials(*, database_url: str, path: Path, base_url: str) -> di
     return credentials
 
 
-# --- child processes ------------------------------------------------------------------------
-
-
-class Children:
-    """Child processes whose output lines are prefixed with their names."""
-
-    def __init__(self, output: TextIO):
-        self.output = output
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._write_lock = threading.Lock()
-        self._pumps: list[threading.Thread] = []
-
-    def spawn(self, name: str, argv: list[str], *, env: dict[str, str], cwd: Path) -> None:
-        # A session of its own: Ctrl-C reaches only the supervisor, which stops children in
-        # order, and a process group to clean up whatever the child started (Ray's helpers).
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        pump = threading.Thread(target=self._pump, args=(name, proc), daemon=True)
-        pump.start()
-        self._pumps.append(pump)
-
-    def _pump(self, name: str, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        prefix = f"{name:<6} | "
-        for raw in iter(proc.stdout.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            with self._write_lock:
-                try:
-                    self.output.write(prefix + line + "\n")
-                    self.output.flush()
-                except (OSError, ValueError):  # the output was closed after a stop
-                    return
-
-    def first_exited(self) -> tuple[str, int] | None:
-        """The first child found to have exited, with its exit code."""
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                return name, proc.returncode
-        return None
-
-    def stop(self, grace_s: float) -> None:
-        """Stop the children newest first, each before the next, so that the worker finishes
-        its tasks while Serve still answers. SIGKILL after the grace period."""
-        for proc in reversed(self.procs.values()):
-            if proc.poll() is None:
-                proc.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=grace_s)
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            _reap_group(proc.pid)
-        for thread in self._pumps:
-            thread.join(timeout=2.0)
-        self.procs.clear()
-        self._pumps.clear()
-
-
-def _reap_group(pgid: int, grace_s: float = 3.0) -> None:
-    """Stop what a child left in its process group (Ray's helpers, Celery's beat)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)  # anyone left?
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-
-
 # --- the stack ------------------------------------------------------------------------------
 
 
@@ -214,6 +130,7 @@ class StackOptions:
     startup_timeout_s: float = 300.0
     stop_grace_s: float = 15.0
     output: TextIO | None = None  # where children's lines go; sys.stdout at start time
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
 
 
 class Stack:
@@ -223,7 +140,7 @@ class Stack:
         self.options = options
         self.var_dir = options.var_dir.resolve()
         self.credentials_path = self.var_dir / "credentials.json"
-        self.credentials: dict | None = None
+        self.credentials: dict[str, Any] | None = None
         self.first_run = False
         self.database_url = ""
         self.redis_url = ""
@@ -231,6 +148,9 @@ class Stack:
         self._postgres = EmbeddedPostgres(self.var_dir / "postgres")
         self._redis = EmbeddedRedis(self.var_dir / "redis")
         self._children = Children(options.output or sys.stdout)
+        self._supervisor = Supervisor(
+            self._children, self.var_dir / STATUS_FILE, options.restart_policy
+        )
         self._lock_file: TextIO | None = None
         port = options.port or int(os.environ.get("LOUPE_PORT", "8000"))
         self.base_url = f"http://{options.host}:{port}"
@@ -246,7 +166,7 @@ class Stack:
             self._lock_var_dir()
             self._prepare()
             for name, argv in self._commands():
-                self._children.spawn(name, argv, env=self.env, cwd=ROOT)
+                self._supervisor.start(name, argv, env=self.env, cwd=ROOT)
             self._wait_until_healthy()
         except BaseException:
             self.stop()
@@ -256,17 +176,19 @@ class Stack:
     def stop(self) -> None:
         """Stop the children, then the embedded servers they were using."""
         self._children.stop(self.options.stop_grace_s)
+        self._supervisor.forget_status()
         self._redis.stop()
         self._postgres.stop()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
 
-    def wait(self) -> tuple[str, int]:
-        """Block until a child exits; returns its name and exit code."""
-        while (exited := self._children.first_exited()) is None:
-            time.sleep(0.5)
-        return exited
+    def wait(self) -> tuple[str, ChildRecord]:
+        """Keep the children running, starting a crashed one again with backoff; returns the
+        child that kept crashing (app.policy.restarts decides when that is)."""
+        given_up = self._supervisor.run()
+        assert given_up is not None  # run() only returns early when told to stop
+        return given_up
 
     def _lock_var_dir(self) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)

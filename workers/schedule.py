@@ -13,11 +13,12 @@ BEAT_SCHEDULE = {
         "task": "loupe.snapshot_weekly_reports",
         "schedule": 3600.0,
     },
-    # Items whose message was lost (a broker restarted without persistence) would wait
-    # forever; the sweep puts them back through the outbox.
+    # Items a dead worker held, and items whose message was lost (a broker restarted
+    # without persistence), would wait for the broker's visibility timeout (an hour) or
+    # forever; the sweep puts them back through the outbox (app.inspections.results).
     "sweep-stuck-inspections": {
         "task": "loupe.sweep_stuck_inspections",
-        "schedule": 60.0,
+        "schedule": _learning.sweep_interval_s,
     },
     # The learning loop: the retraining trigger (hourly by default; every check is recorded)
     # and the watchdog that fails a run whose worker went silent, freeing the training slot.

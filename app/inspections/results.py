@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.config import Settings
 from app.db import utcnow
+from app.inspections import claims
 from app.inspections.service import RUN_INFERENCE
 from app.inspections.tables import Inspection, Outbox, Region
 from app.policy.routing import DecisionTable, RegionScore, Route, Thresholds, route
@@ -230,6 +231,45 @@ def record_failure(
     _apply_route(session, inspection, decided, settings)
     session.commit()
     return decided
+
+
+def await_retry(*, session: Session, inspection_id: uuid.UUID, due_at: datetime) -> None:
+    """An attempt failed and its retry is queued for `due_at`. The item stays `inferring`
+    and its status_changed_at becomes the time it is due to move again, so the sweep (which
+    reads it that way) leaves the retry alone until then, though no worker holds its claim."""
+    inspection = session.scalar(
+        select(Inspection).where(Inspection.id == inspection_id).with_for_update()
+    )
+    if inspection is not None and inspection.status == "inferring":
+        inspection.status_changed_at = due_at
+    session.commit()
+
+
+def redispatch_abandoned(*, session: Session, grace: timedelta, now: datetime | None = None) -> int:
+    """Queue inference again for items whose worker died while it held them.
+
+    Such an item is `inferring` and no live worker holds its claim (a dead worker's claim
+    ended with its database connection: app.inspections.claims). The grace spares an item
+    whose retry is only a little late. It goes back to `queued` with an outbox row in the
+    same transaction, so one sweep dispatches it once; a sweep running at the same moment
+    skips the rows this one has locked. Routing stays exactly once whatever else arrives:
+    every route is written under the row lock, only while the item is not yet routed.
+    """
+    now = now or utcnow()
+    candidates = session.scalars(
+        select(Inspection)
+        .where(Inspection.status == "inferring", Inspection.status_changed_at < now - grace)
+        .order_by(Inspection.status_changed_at)
+        .with_for_update(skip_locked=True)
+        .limit(500)
+    ).all()
+    abandoned = [i for i in candidates if claims.take_for_sweep(session, i.id)]
+    for inspection in abandoned:
+        inspection.status = "queued"
+        inspection.status_changed_at = now
+        session.add(Outbox(task=RUN_INFERENCE, payload={"inspection_id": str(inspection.id)}))
+    session.commit()
+    return len(abandoned)
 
 
 def redispatch_stuck(

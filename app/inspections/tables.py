@@ -81,7 +81,8 @@ class Inspection(Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # When the status last moved: the sweeper re-dispatches items stuck for too long.
+    # When the status last moved, or, while a failed attempt waits for its retry, when the
+    # retry is due: the sweep re-dispatches items that have not moved on by then.
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     photos: Mapped[list[Photo]] = relationship(

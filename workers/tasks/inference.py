@@ -4,6 +4,12 @@ The policy is applied here, not in Serve: Serve answers with both classification
 and no reasons; if the item goes to review, a second call asks the same arm for the
 reasons of its regions (generation is the expensive part, and only people read them).
 Everything is then recorded in one transaction.
+
+A worker holds the item's claim (app.inspections.claims) while it infers it. Messages are
+acknowledged late, so a worker that dies leaves its message unacknowledged in Redis for the
+broker's visibility timeout (an hour); the sweep does not wait for that: an `inferring` item
+whose claim nobody holds is dispatched again within a minute or two. Whichever message comes
+first routes the item; the others find it routed, or claimed, and change nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ import uuid
 from datetime import timedelta
 from functools import lru_cache
 
+from celery import Task
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.config import Settings, get_settings
-from app.db import session_scope
-from app.inspections import results
+from app.db import session_scope, utcnow
+from app.inspections import claims, results
 from app.storage import get_store
 from models.contracts import (
     InferenceClient,
@@ -27,6 +36,7 @@ from models.serve.client import HttpInferenceClient
 from workers.celery_app import celery
 
 log = logging.getLogger(__name__)
+INFERRING_ELSEWHERE = "inferring elsewhere"
 
 
 @lru_cache
@@ -107,28 +117,73 @@ def give_up(inspection_id: uuid.UUID, error: str) -> str:
     return decided.kind if decided else "already routed"
 
 
+def retry_countdown(settings: Settings, retries: int) -> float:
+    return settings.inference_retry_backoff_s * 2**retries
+
+
+class RetryLater(Exception):
+    """An attempt failed and the item waits for a retry in `countdown` seconds."""
+
+    def __init__(self, error: Exception, countdown: float):
+        super().__init__(str(error))
+        self.error, self.countdown = error, countdown
+
+
+def attempt(inspection_id: uuid.UUID, retries: int, settings: Settings) -> str:
+    """One attempt, made while holding the item's claim. Every failure — the endpoint down,
+    a timeout, a model that raised (Serve answers 5xx), a malformed result, a missing photo
+    — is retried with backoff and then sent to review."""
+    try:
+        return infer(inspection_id, get_client())
+    except Exception as exc:
+        reason = "inference_unavailable" if isinstance(exc, InferenceUnavailable) else "error"
+        log.warning("inference for %s failed (%s): %s", inspection_id, reason, exc)
+        if retries >= settings.inference_max_retries:
+            return give_up(inspection_id, f"{type(exc).__name__}: {exc}")
+        countdown = retry_countdown(settings, retries)
+        due_at = utcnow() + timedelta(seconds=countdown)
+        try:  # still under the claim, so the sweep never sees the item unclaimed and due
+            with session_scope() as session:
+                results.await_retry(session=session, inspection_id=inspection_id, due_at=due_at)
+        except Exception:  # the database is away: the retry comes all the same
+            log.warning("could not mark %s as waiting for its retry", inspection_id)
+        raise RetryLater(exc, countdown) from exc
+
+
 @celery.task(bind=True, name="loupe.run_inference", max_retries=None)
-def run_inference(self, inspection_id: str) -> str:  # type: ignore[no-untyped-def]
+def run_inference(self: Task[[str], str], inspection_id: str) -> str:
     settings = get_settings()
     item = uuid.UUID(inspection_id)
     try:
-        return infer(item, get_client())
-    except Exception as exc:
-        # Every failure — the endpoint down, a timeout, a model that raised (Serve answers
-        # 5xx), a malformed result, a missing photo — is retried with backoff and then
-        # sent to review.
-        reason = "inference_unavailable" if isinstance(exc, InferenceUnavailable) else "error"
-        log.warning("inference for %s failed (%s): %s", inspection_id, reason, exc)
-        if self.request.retries < settings.inference_max_retries:
-            countdown = settings.inference_retry_backoff_s * 2**self.request.retries
-            raise self.retry(exc=exc, countdown=countdown) from exc
-        return give_up(item, f"{type(exc).__name__}: {exc}")
+        with claims.hold(item) as held:
+            if not held:
+                # A duplicate message while a live worker infers the item: that worker
+                # routes it, or dies and frees the claim for the sweep.
+                return INFERRING_ELSEWHERE
+            return attempt(item, self.request.retries, settings)
+    except RetryLater as later:
+        # Queued only now that the claim is let go, so the retry never finds it still held.
+        raise self.retry(exc=later.error, countdown=later.countdown) from later.error
+    except SQLAlchemyError as exc:  # the claim could not be taken: the database is away
+        if self.request.retries >= settings.inference_max_retries:
+            raise
+        countdown = retry_countdown(settings, self.request.retries)
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @celery.task(name="loupe.sweep_stuck_inspections")
-def sweep_stuck_inspections() -> int:
+def sweep_stuck_inspections() -> dict[str, int]:
+    """Items a dead worker held go back within a minute or two; items whose message was lost
+    after stuck_after_s."""
     settings = get_settings()
     with session_scope() as session:
-        return results.redispatch_stuck(
+        abandoned = results.redispatch_abandoned(
+            session=session, grace=timedelta(seconds=settings.inflight_grace_s)
+        )
+    with session_scope() as session:
+        stuck = results.redispatch_stuck(
             session=session, older_than=timedelta(seconds=settings.stuck_after_s)
         )
+    if abandoned:
+        log.warning("dispatched again %d item(s) a dead worker held", abandoned)
+    return {"abandoned": abandoned, "stuck": stuck}
