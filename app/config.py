@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.policy.routing import DecisionTable, RoutingPolicy, Thresholds
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
 # Stored on decisions (varchar 50) and used in catalogue keys: tag.<key>.
@@ -20,6 +23,7 @@ TAG_KEY = re.compile(r"[a-z0-9_]{1,50}")
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOUPE_", extra="ignore")
+    _routing: tuple[tuple[Any, ...], RoutingPolicy] | None = PrivateAttr(default=None)
 
     environment: str = "development"  # development | production
     var_dir: Path = Path("var")
@@ -177,6 +181,19 @@ class Settings(BaseSettings):
     classifier_eval_max_crops: int = Field(1000, ge=1)
     classifier_eval_min_crops: int = Field(50, ge=1)
     classifier_eval_batch_size: int = Field(8, ge=1)
+
+    @property
+    def routing(self) -> RoutingPolicy:
+        """The routing policy these settings describe; read it, not the raw threshold fields.
+        Built once per set of values (a copy with other thresholds gets its own), and a bad
+        LOUPE_DECISION_OVERRIDES fails here, on first use."""
+        values = (self.detector_threshold, self.threshold_high, self.threshold_low,
+                  self.audit_rate, self.decision_overrides)  # fmt: skip
+        if self._routing is None or self._routing[0] != values:
+            thresholds = Thresholds(*values[:4])
+            policy = RoutingPolicy(thresholds, DecisionTable.from_json(self.decision_overrides))
+            self._routing = (values, policy)
+        return self._routing[1]
 
     @field_validator("threshold_low")
     @classmethod

@@ -261,7 +261,7 @@ class Stack:
         # Serve follows the model registry: a promotion or an experiment reaches it live.
         serve = [py, "-m", "app.registry.serving", "--detector-dir", s.detector_uri,
                  "--classifier-dir", s.classifier_uri, "--port", str(s.serve_port),
-                 "--detector-threshold", str(s.detector_threshold),
+                 "--detector-threshold", str(s.routing.thresholds.detector),
                  "--max-regions", str(s.detector_max_regions),
                  "--language", s.classifier_language]  # fmt: skip
         # One machine, one worker for both queues (a site splits them: docker-compose.yml).

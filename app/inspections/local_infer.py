@@ -17,7 +17,6 @@ from typing import Any
 
 from app.config import Settings
 from app.inspections.results import region_scores
-from app.policy.routing import DecisionTable, Thresholds, route
 from models import pipeline
 from models.contracts import InferenceResult, RegionToExplain
 
@@ -76,12 +75,8 @@ def infer_photos(
 
 
 def _route(result: InferenceResult, settings: Settings) -> dict[str, Any]:
-    thresholds = Thresholds(
-        settings.detector_threshold, settings.threshold_high, settings.threshold_low, 0.0
-    )
-    table = DecisionTable.from_json(settings.decision_overrides)
-    decided = route(
-        region_scores(result), thresholds, table, NO_AUDIT, cold_start=result.classifier_only
+    decided = settings.routing.route(
+        region_scores(result), NO_AUDIT, cold_start=result.classifier_only
     )
     return {
         "kind": decided.kind,
@@ -130,7 +125,8 @@ def _load_in_process(settings: Settings) -> tuple[pipeline.ArmModels, pipeline.P
     if detector_uri:
         detector = RTDetrDetector.load(
             _resolved(detector_uri, cache), device=device,
-            threshold=settings.detector_threshold, max_regions=settings.detector_max_regions,
+            threshold=settings.routing.thresholds.detector,
+            max_regions=settings.detector_max_regions,
         )  # fmt: skip
     classifier = QwenClassifier.load(
         _resolved(classifier_uri, cache), language=settings.classifier_language,

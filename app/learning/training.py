@@ -182,7 +182,7 @@ def _measure(model_dir: str | Path, samples: list[Sample], settings: Settings) -
     measured = evaluate_detector(
         model_dir,
         samples,
-        score_threshold=settings.detector_threshold,
+        score_threshold=settings.routing.thresholds.detector,
         device=settings.retrain_device,
     )
     values = measured.to_dict()

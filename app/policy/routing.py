@@ -100,6 +100,21 @@ class Route:
     is_audit: bool = False
 
 
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """The site's whole routing policy: thresholds, audit rate and decision table. Built
+    once from settings (app.config.Settings.routing) and passed whole, so that every
+    place that routes, proposes or ranks reads the same numbers."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    table: DecisionTable = field(default_factory=DecisionTable)
+
+    def route(
+        self, regions: list[RegionScore] | None, audit_draw: float, *, cold_start: bool = False
+    ) -> Route:
+        return route(regions, self.thresholds, self.table, audit_draw, cold_start=cold_start)
+
+
 def region_confidence(detector_score: float, type_probability: float) -> float:
     """How sure the models are about one region: detector score x P(final label).
 

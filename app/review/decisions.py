@@ -75,14 +75,9 @@ class Rules:
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
         taxonomy = load_taxonomy()
-        table = DecisionTable.from_json(settings.decision_overrides)
+        table = settings.routing.table
         return cls(
-            thresholds=Thresholds(
-                detector=settings.detector_threshold,
-                high=settings.threshold_high,
-                low=settings.threshold_low,
-                audit_rate=settings.audit_rate,
-            ),
+            thresholds=settings.routing.thresholds,
             table=table,
             vocabulary=edits.Vocabulary(
                 types=frozenset(t for t in taxonomy.type_keys if t != NORMAL),

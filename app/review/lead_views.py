@@ -29,8 +29,8 @@ def queue(request: Request, session: SessionDep, user: LeadDep, q: str = "") -> 
         now=now,
         sla_seconds=settings.review_sla_seconds,
         aging_weight=settings.review_aging_weight,
-        low=settings.threshold_low,
-        high=settings.threshold_high,
+        low=settings.routing.thresholds.low,
+        high=settings.routing.thresholds.high,
     )
     context = {
         "user": user,

@@ -133,8 +133,8 @@ def item_view(item: ReviewItem, *, settings: Settings, rules: Rules, now: dateti
         band=priority.band(
             effective=effective,
             overdue=overdue,
-            low=settings.threshold_low,
-            high=settings.threshold_high,
+            low=rules.thresholds.low,
+            high=rules.thresholds.high,
         ),
         model_verdict=model_verdict(
             item.regions, thresholds=rules.thresholds, table=rules.table, failed=failed

@@ -47,7 +47,9 @@ def create_review_task(
     # No model result (a failure) is the least certain of all: it goes first.
     model_confidence = confidence if confidence is not None else 0.0
     queue_confidence = (
-        priority.audit_queue_confidence(low=settings.threshold_low, high=settings.threshold_high)
+        priority.audit_queue_confidence(
+            low=settings.routing.thresholds.low, high=settings.routing.thresholds.high
+        )
         if is_audit
         else model_confidence
     )

@@ -141,3 +141,15 @@ def test_a_normal_regions_severity_does_not_raise_priority():
 def test_a_confidence_that_is_not_a_number_is_never_sure():
     assert region_confidence(float("nan"), 0.99) == 0.0
     assert route([r(0.99, float("nan"))], T, TABLE, NO_AUDIT).reason == "likely_false_alarm"
+
+
+def test_the_policy_is_built_once_from_settings_and_follows_a_copy():
+    from app.config import Settings
+
+    settings = Settings(threshold_high=0.9, decision_overrides='{"hole": {"*": "reject"}}')
+    policy = settings.routing
+    assert settings.routing is policy  # built once
+    assert (policy.thresholds.high, policy.table.verdict("hole", "minor")) == (0.9, "reject")
+    stricter = settings.model_copy(update={"threshold_high": 0.99})
+    assert stricter.routing.thresholds.high == 0.99 and settings.routing is policy
+    assert policy.route([r(0.99, 0.99, "hole", "minor")], NO_AUDIT).kind == "auto_reject"
