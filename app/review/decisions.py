@@ -8,7 +8,6 @@ the inspection's verdict always follows.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,12 +15,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.tables import AuditEvent
-from app.config import Settings, get_settings
+from app.config import get_settings
 from app.db import utcnow
 from app.feedback.capture import error_case_rows
 from app.feedback.tables import ErrorCase
 from app.inspections.tables import Inspection, Photo, Region
-from app.policy.routing import DecisionTable, Thresholds
 from app.review import edits
 from app.review.proposal import (
     NO_MODEL_RESULT,
@@ -29,10 +27,9 @@ from app.review.proposal import (
     counted,
     marks_a_defect,
     model_verdict,
-    verdict_table,
 )
+from app.review.rules import Rules, rules_for
 from app.review.tables import VERDICTS, Decision, DecisionRegion, DecisionUndo, ReviewTask
-from models.taxonomy import NORMAL, load_taxonomy
 
 # "The model is right": its verdict and every region as it said; with corrections, the
 # item as the inspector left it (app.review.proposal.corrected_verdict).
@@ -60,45 +57,6 @@ class Refused(ValueError):
         super().__init__(message)
         self.code = code
         self.verdict = verdict  # the verdict the decision would have had, where it matters
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The site's configuration that a decision is checked against."""
-
-    thresholds: Thresholds
-    table: DecisionTable
-    vocabulary: edits.Vocabulary
-    tags: frozenset[str]
-    verdicts: dict[str, str]  # "type/severity" -> verdict, for the page (proposal.verdict_table)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Rules:
-        taxonomy = load_taxonomy()
-        table = settings.routing.table
-        return cls(
-            thresholds=settings.routing.thresholds,
-            table=table,
-            vocabulary=edits.Vocabulary(
-                types=frozenset(t for t in taxonomy.type_keys if t != NORMAL),
-                severities=frozenset(taxonomy.severity_keys),
-            ),
-            tags=frozenset(settings.tag_keys),
-            verdicts=verdict_table(table, taxonomy.type_keys, taxonomy.severity_keys),
-        )
-
-
-_rules_cache: list[tuple[Settings, Rules]] = []
-
-
-def rules_for(settings: Settings) -> Rules:
-    """Rules from settings, built once per settings object (tests replace the settings)."""
-    for cached_settings, rules in _rules_cache:
-        if cached_settings is settings:
-            return rules
-    rules = Rules.from_settings(settings)
-    _rules_cache[:] = [(settings, rules)]
-    return rules
 
 
 def _lock_task(session: Session, task_id: int) -> ReviewTask:

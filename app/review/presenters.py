@@ -27,8 +27,8 @@ from typing import Any
 from app.config import Settings
 from app.inspections.tables import Photo, Region
 from app.review import priority
-from app.review.decisions import Rules
 from app.review.proposal import NO_MODEL_RESULT, counted, model_verdict
+from app.review.rules import Rules
 from app.review.service import ReviewItem
 from models.taxonomy import NORMAL, load_taxonomy
 

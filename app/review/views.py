@@ -23,6 +23,7 @@ from app.pages import language_for, render
 from app.review import decisions, edits, presenters, service, stats
 from app.review.keys_views import keyboard_for
 from app.review.priority import SEVERITY_RANK
+from app.review.rules import rules_for
 from app.review.tables import Decision
 
 router = APIRouter(tags=["review"])
@@ -47,7 +48,7 @@ def item_context(
 ) -> dict[str, Any]:
     """Claim the user's items and describe the one on screen; commits the transaction."""
     settings = get_settings()
-    rules = decisions.rules_for(settings)
+    rules = rules_for(settings)
     lease = settings.lease_seconds
     held = service.claim(
         session=session, user_id=user.id, lease_seconds=lease, now=now, leases_only=leases_only
