@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # A box narrower or lower than this cannot be judged: the item goes to review.
     min_region_px: int = Field(4, ge=1)
 
-    # Routing policy (DESIGN.md defaults from the field report)
+    # Routing policy (app.policy.routing says the rule; read it through Settings.routing)
     detector_threshold: float = Field(0.25, ge=0.0, le=1.0)
     threshold_high: float = Field(0.95, ge=0.0, le=1.0)
     threshold_low: float = Field(0.70, ge=0.0, le=1.0)
@@ -103,14 +103,14 @@ class Settings(BaseSettings):
     # "Today" for an inspector's own numbers starts at midnight here (an IANA zone name).
     site_timezone: str = "UTC"
 
-    # Feedback and the weekly dashboard (issue 5). Weeks start on Monday in site_timezone.
+    # Feedback and the weekly dashboard. Weeks start on Monday in site_timezone.
     # The rules that suggest an action for each error pattern (JSON; app.policy.patterns);
     # empty uses app/dashboard/pattern_actions.json.
     pattern_actions_file: Path | None = None
     report_top_patterns: int = Field(10, ge=1, le=100)
     dashboard_weeks: int = Field(12, ge=2, le=104)  # the trend charts' span
 
-    # Experiments (issue 6): a gated candidate serves this share beside the champion, and
+    # Experiments: a gated candidate serves this share beside the champion, and
     # beat analyses it (app.policy.ab) until it has run this long or each arm has enough.
     experiment_share: float = Field(0.10, gt=0.0, lt=1.0)
     experiment_days: float = Field(7.0, gt=0)
@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     # without persistence) is dispatched again.
     stuck_after_s: int = 1800
 
-    # Learning loop (issue 6): when to retrain, on what, how, and what a candidate must show.
+    # Learning loop: when to retrain, on what, how, and what a candidate must show.
     # The trigger (app.policy.retrain); beat checks it this often and records every check.
     retrain_check_interval_s: float = Field(3600.0, gt=0)
     retrain_min_new_samples: int = Field(1000, ge=1)

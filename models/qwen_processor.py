@@ -1,7 +1,8 @@
 """The Qwen2.5-VL processor without its video half.
 
 The stock `Qwen2_5_VLProcessor` always builds a video processor, and that needs
-torchvision, which Loupe never installs (see ENVIRONMENT.md). Loupe sends still images
+torchvision, which Loupe never installs (a CPU torchvision for its torch pin does not
+exist, and with a CUDA one present transformers fails to import it). Loupe sends still images
 only, so this subclass drops the video processor from the constructor signature:
 `ProcessorMixin` derives the sub-processors to load from that signature, which makes
 `from_pretrained` work both on a directory this class saved and on a real Qwen2.5-VL

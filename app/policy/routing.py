@@ -1,7 +1,11 @@
 """The routing policy: which items the models decide and which go to an inspector.
 
-Pure: plain values in, a Route out, no I/O. DESIGN.md gives the defaults (0.25 / 0.95 /
-0.70, from the field report).
+Pure: plain values in, a Route out, no I/O. The rule: regions the detector scores below
+0.25 are ignored; an item whose most confident region is at or above 0.95 is decided by
+the decision table, one between 0.70 and 0.95 goes to an inspector, one below 0.70 passes
+as a likely false alarm; a share of the automatic routes (2 %) goes to review as an audit;
+and any failure goes to review. The numbers are defaults, taken from the site report this
+product was modelled on; each site sets its own (LOUPE_DETECTOR_THRESHOLD, ..._HIGH, ...).
 """
 
 from __future__ import annotations
