@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from fastapi import Depends
-from sqlalchemy import MetaData, Table, create_engine
+from sqlalchemy import MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -79,5 +79,17 @@ def import_all_tables() -> None:
     import app.feedback.tables  # noqa: F401
     import app.inspections.tables  # noqa: F401
     import app.learning.tables  # noqa: F401
+    import app.outbox  # noqa: F401
     import app.registry.tables  # noqa: F401
     import app.review.tables  # noqa: F401
+
+
+# Tables name other areas' tables by string (ForeignKey("training_run.id")), so no tables
+# module imports another's. Queries and flushes do not mind a name whose table is not
+# imported yet, but the complete metadata does (sorted_tables, Alembic's comparison), and
+# so does a relationship to another area's class. The ORM configures its mappers on first
+# use (a query, a flush, a new object), whoever makes it: web, worker, command line or
+# test; every area's tables are imported then.
+@event.listens_for(Base.registry, "before_configured")
+def _import_all_tables_before_configure(_registry: object) -> None:
+    import_all_tables()

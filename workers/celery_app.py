@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from app.config import get_settings
+from app.task_names import EVALUATE_CLASSIFIER, TRAIN_DETECTOR
 from workers.schedule import BEAT_SCHEDULE
 
 settings = get_settings()
@@ -13,7 +14,7 @@ settings = get_settings()
 # `trainer`) and a long run never holds a slot that inspections are waiting for.
 INFERENCE_QUEUE = "celery"  # Celery's default queue: everything else
 TRAINING_QUEUE = "training"
-TRAINING_TASKS = ("loupe.train_detector", "loupe.evaluate_classifier")
+TRAINING_TASKS = (TRAIN_DETECTOR, EVALUATE_CLASSIFIER)
 
 celery = Celery(
     "loupe",

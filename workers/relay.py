@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import session_scope, utcnow
-from app.inspections.tables import Outbox
+from app.outbox import Outbox
 
 log = logging.getLogger("loupe.relay")
 

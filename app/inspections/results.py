@@ -16,22 +16,13 @@ from sqlalchemy.orm import Session, selectinload
 from app.config import Settings
 from app.db import utcnow
 from app.inspections import claims
-from app.inspections.service import RUN_INFERENCE
-from app.inspections.tables import Inspection, Outbox, Region
-from app.policy.routing import DecisionTable, RegionScore, Route, Thresholds, route
+from app.inspections.tables import Inspection, Region
+from app.outbox import Outbox
+from app.policy.routing import RegionScore, Route
 from app.policy.sampling import audit_draw
 from app.review.service import create_review_task
+from app.task_names import RUN_INFERENCE
 from models.contracts import InferenceResult, RegionResult
-
-
-def policy_from_settings(settings: Settings) -> tuple[Thresholds, DecisionTable]:
-    thresholds = Thresholds(
-        detector=settings.detector_threshold,
-        high=settings.threshold_high,
-        low=settings.threshold_low,
-        audit_rate=settings.audit_rate,
-    )
-    return thresholds, DecisionTable.from_json(settings.decision_overrides)
 
 
 def _lock(session: Session, inspection_id: uuid.UUID) -> Inspection | None:
@@ -97,9 +88,8 @@ def region_scores(result: InferenceResult) -> list[RegionScore]:
 
 def decide(*, inspection_id: uuid.UUID, result: InferenceResult, settings: Settings) -> Route:
     """The route the policy gives this result; the same every time it is asked."""
-    thresholds, table = policy_from_settings(settings)
     draw = audit_draw(str(inspection_id))
-    return route(region_scores(result), thresholds, table, draw, cold_start=result.classifier_only)
+    return settings.routing.route(region_scores(result), draw, cold_start=result.classifier_only)
 
 
 def regions_to_explain(result: InferenceResult, decided: Route, settings: Settings) -> list[int]:
@@ -115,7 +105,7 @@ def regions_to_explain(result: InferenceResult, decided: Route, settings: Settin
     wanted = [
         i
         for i, score in enumerate(scores)
-        if not score.failed and score.detector_score >= settings.detector_threshold
+        if not score.failed and score.detector_score >= settings.routing.thresholds.detector
     ]
     wanted.sort(key=lambda i: scores[i].confidence, reverse=True)
     return wanted[: settings.explain_max_regions]
@@ -225,8 +215,7 @@ def record_failure(
     if inspection is None or inspection.status == "routed":
         session.rollback()
         return None
-    thresholds, table = policy_from_settings(settings)
-    decided = route(None, thresholds, table, audit_draw(str(inspection.id)))
+    decided = settings.routing.route(None, audit_draw(str(inspection.id)))
     inspection.inference_error = error[:2000]
     _apply_route(session, inspection, decided, settings)
     session.commit()

@@ -9,11 +9,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.inspections.tables import Inspection, Outbox, Photo
+from app.inspections.tables import Inspection, Photo
 from app.inspections.validation import CheckedImage
+from app.outbox import Outbox
 from app.storage import ObjectStore
-
-RUN_INFERENCE = "loupe.run_inference"
+from app.task_names import RUN_INFERENCE
 
 
 @dataclass(frozen=True)

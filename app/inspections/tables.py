@@ -137,18 +137,3 @@ class Region(Base):
 
     inspection: Mapped[Inspection] = relationship(back_populates="regions")
     photo: Mapped[Photo] = relationship()
-
-
-class Outbox(Base):
-    """Messages committed with the rows that caused them; a relay delivers them to Celery."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (Index("outbox_pending_idx", "id", postgresql_where=text("sent_at IS NULL")),)
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    task: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)

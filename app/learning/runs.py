@@ -22,17 +22,16 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import utcnow
-from app.inspections.tables import Outbox
 from app.learning.crops import take_crops_snapshot
 from app.learning.rules import dataset_rules
 from app.learning.snapshot import reserve_for_training, take_snapshot
 from app.learning.tables import ACTIVE_STATUSES, TRIGGERS, TrainingRun
+from app.outbox import Outbox
 from app.policy.problems import Problem, codes
 from app.policy.retrain import dataset_problems
 from app.storage import ObjectStore
+from app.task_names import EVALUATE_CLASSIFIER, TRAIN_DETECTOR
 
-TRAIN_DETECTOR = "loupe.train_detector"
-EVALUATE_CLASSIFIER = "loupe.evaluate_classifier"
 # One key for "the training slot"; any bigint works as long as nothing else uses it.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"loupe:training_run").digest()[:8], "big", signed=True)
 STALE_ERROR = "worker stopped responding (no heartbeat for {seconds:.0f} s); the run was abandoned"

@@ -31,10 +31,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-# The tables the foreign keys below name, so that this module works on its own.
-import app.auth.tables  # noqa: F401
-import app.inspections.tables  # noqa: F401
-import app.registry.tables  # noqa: F401
 from app.db import Base, utcnow
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "refused")

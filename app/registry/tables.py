@@ -118,7 +118,3 @@ class Experiment(Base):
     # runs. The analysis is the last one beat made (app.registry.experiments).
     result: Mapped[str | None] = mapped_column(String(20))
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-
-
-# model_version names a training run and a snapshot: their tables must be known too.
-import app.learning.tables  # noqa: E402, F401

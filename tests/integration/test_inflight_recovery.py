@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from app.config import get_settings
 from app.db import session_scope, utcnow
 from app.inspections import claims, results
-from app.inspections.tables import Inspection, Outbox
+from app.inspections.tables import Inspection
+from app.outbox import Outbox
 from app.review.tables import ReviewTask
 from models.contracts import InferenceUnavailable
 from tests.integration.test_models_worker import FakeClient, region, result, submitted

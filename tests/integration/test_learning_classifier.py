@@ -11,13 +11,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.inspections.tables import Outbox
 from app.learning import runs
 from app.learning.classifier import BadCandidate, run_classifier_evaluation, start_classifier_run
 from app.learning.crops import CROPS_FORMAT, build_crops_manifest
 from app.learning.snapshot import load_manifest
 from app.learning.tables import DatasetSnapshot, TrainingRun
 from app.learning.trigger import _last_trained_decision
+from app.outbox import Outbox
 from app.registry import service
 from app.registry.experiments import stage_challenger
 from app.registry.serving import serving_plan

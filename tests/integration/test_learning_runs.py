@@ -13,10 +13,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.inspections.tables import Outbox
 from app.learning import runs, snapshot, testset
 from app.learning.tables import TrainedItem, TrainingRun
+from app.outbox import Outbox
 from app.storage import make_store
+from app.task_names import TRAIN_DETECTOR
 from models.training.data import split_for
 from models.training.synthetic import make_dataset
 from tests.integration.learning_support import make_user, new_bucket, s3_settings, seed_many
@@ -133,7 +134,7 @@ def test_two_starts_at_once_give_one_run_and_a_clear_answer(committed_db, db_eng
     assert str(refusal) == f"a run is in progress (run {run_id}, queued)"
     run = runs.get_run(session=committed_db, run_id=run_id)
     assert (run.status, run.trigger, run.snapshot_id is not None) == ("queued", "cli", True)
-    outbox = committed_db.scalars(select(Outbox).where(Outbox.task == runs.TRAIN_DETECTOR)).all()
+    outbox = committed_db.scalars(select(Outbox).where(Outbox.task == TRAIN_DETECTOR)).all()
     assert [row.payload for row in outbox] == [{"run_id": run_id}]
     with pytest.raises(IntegrityError):  # the index holds the rule for any writer
         committed_db.add(TrainingRun(status="running", trigger="page", refusal_reasons=[],

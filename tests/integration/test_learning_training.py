@@ -16,6 +16,7 @@ from app.learning.training import run_training
 from app.registry import service
 from app.registry.tables import ModelAlias, ModelVersion
 from app.storage import make_store
+from app.task_names import TRAIN_DETECTOR
 from models.detector import RTDetrDetector
 from models.loading import resolve_model_dir
 from models.training.synthetic import DEFECT_CLASSES, make_dataset
@@ -154,7 +155,7 @@ def test_a_run_that_raises_is_failed_and_serving_is_untouched(committed_db, site
         with session_scope() as session:
             assert relay_pending(session=session, publish=deliver) == 1
         assert outcomes == ["failed"]
-        assert celery.tasks[runs.TRAIN_DETECTOR].apply(args=[run.id]).get() == "not queued"
+        assert celery.tasks[TRAIN_DETECTOR].apply(args=[run.id]).get() == "not queued"
     finally:
         monkeypatch.undo()
         reset_caches()

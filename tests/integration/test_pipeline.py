@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.inspections import service
-from app.inspections.tables import Inspection, Outbox
+from app.inspections.tables import Inspection
 from app.inspections.validation import check_image
+from app.outbox import Outbox
 from app.review.tables import ReviewTask
 from app.storage import get_store
 from tests.support import garment_photo, reset_caches, wait_for

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.db import utcnow
 from app.inspections import results
-from app.inspections.tables import Inspection, Outbox, Photo, Region
+from app.inspections.tables import Inspection, Photo, Region
+from app.outbox import Outbox
 from app.review.tables import ReviewTask
 from models.contracts import (
     Box,

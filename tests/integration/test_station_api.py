@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from app.auth.service import create_station_token
 from app.db import get_session
 from app.inspections import views
-from app.inspections.tables import Inspection, Outbox, Photo
+from app.inspections.tables import Inspection, Photo
+from app.outbox import Outbox
 from tests.support import garment_photo, reset_caches
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import session_scope
-from app.inspections.tables import Inspection, Outbox
+from app.inspections.tables import Inspection
+from app.outbox import Outbox
 from app.review.tables import ReviewTask
 from tests.integration.test_models_worker import region, result, submitted
 from tests.integration.test_pipeline import publisher

@@ -60,14 +60,14 @@ def test_training_has_a_queue_and_a_worker_of_its_own():
     """A run holds its worker slot for minutes to hours: inspections must not wait for it."""
     import yaml
 
-    from app.learning.runs import EVALUATE_CLASSIFIER, TRAIN_DETECTOR
+    from app.task_names import EVALUATE_CLASSIFIER, RUN_INFERENCE, TRAIN_DETECTOR
     from workers.celery_app import INFERENCE_QUEUE, TRAINING_QUEUE, TRAINING_TASKS, celery
 
     assert set(TRAINING_TASKS) == {TRAIN_DETECTOR, EVALUATE_CLASSIFIER}  # the tasks' names
     router = celery.amqp.router
     for name in TRAINING_TASKS:
         assert router.route({}, name)["queue"].name == TRAINING_QUEUE
-    assert router.route({}, "loupe.run_inference")["queue"].name == INFERENCE_QUEUE
+    assert router.route({}, RUN_INFERENCE)["queue"].name == INFERENCE_QUEUE
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     worker, trainer = services["worker"]["command"], services["trainer"]["command"]
     assert worker[worker.index("-Q") + 1] == INFERENCE_QUEUE

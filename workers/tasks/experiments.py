@@ -8,6 +8,7 @@ from app.config import Settings, get_settings
 from app.db import session_scope
 from app.policy.ab import AbRules
 from app.registry import experiments
+from app.task_names import ANALYSE_EXPERIMENT
 from workers.celery_app import celery
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ def ab_rules(settings: Settings) -> AbRules:
     )
 
 
-@celery.task(name="loupe.analyse_experiment")
+@celery.task(name=ANALYSE_EXPERIMENT)
 def analyse_experiment() -> str | None:
     settings = get_settings()
     with session_scope() as session:

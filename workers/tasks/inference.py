@@ -26,6 +26,7 @@ from app.config import Settings, get_settings
 from app.db import session_scope, utcnow
 from app.inspections import claims, results
 from app.storage import get_store
+from app.task_names import RUN_INFERENCE, SWEEP_STUCK_INSPECTIONS
 from models.contracts import (
     InferenceClient,
     InferenceResult,
@@ -150,7 +151,7 @@ def attempt(inspection_id: uuid.UUID, retries: int, settings: Settings) -> str:
         raise RetryLater(exc, countdown) from exc
 
 
-@celery.task(bind=True, name="loupe.run_inference", max_retries=None)
+@celery.task(bind=True, name=RUN_INFERENCE, max_retries=None)
 def run_inference(self: Task[[str], str], inspection_id: str) -> str:
     settings = get_settings()
     item = uuid.UUID(inspection_id)
@@ -171,7 +172,7 @@ def run_inference(self: Task[[str], str], inspection_id: str) -> str:
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
-@celery.task(name="loupe.sweep_stuck_inspections")
+@celery.task(name=SWEEP_STUCK_INSPECTIONS)
 def sweep_stuck_inspections() -> dict[str, int]:
     """Items a dead worker held go back within a minute or two; items whose message was lost
     after stuck_after_s."""

@@ -10,12 +10,13 @@ from celery.signals import beat_init
 from app.config import get_settings
 from app.dashboard.snapshots import report_options, snapshot_closed_weeks
 from app.db import session_scope, utcnow
+from app.task_names import SNAPSHOT_WEEKLY_REPORTS
 from workers.celery_app import celery
 
 log = logging.getLogger(__name__)
 
 
-@celery.task(name="loupe.snapshot_weekly_reports")
+@celery.task(name=SNAPSHOT_WEEKLY_REPORTS)
 def snapshot_weekly_reports() -> list[str]:
     settings = get_settings()
     with session_scope() as session:

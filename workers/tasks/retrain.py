@@ -17,12 +17,18 @@ from app.config import get_settings
 from app.db import session_scope
 from app.learning import runs, trigger
 from app.storage import get_store
+from app.task_names import (
+    CHECK_RETRAIN_TRIGGER,
+    EVALUATE_CLASSIFIER,
+    TRAIN_DETECTOR,
+    TRAINING_WATCHDOG,
+)
 from workers.celery_app import celery
 
 log = logging.getLogger(__name__)
 
 
-@celery.task(name=runs.TRAIN_DETECTOR)
+@celery.task(name=TRAIN_DETECTOR)
 def train_detector(run_id: int) -> str:
     # torch and transformers load here, not when the worker starts: beat's checks and the
     # inference tasks never need them.
@@ -33,7 +39,7 @@ def train_detector(run_id: int) -> str:
     return outcome
 
 
-@celery.task(name=runs.EVALUATE_CLASSIFIER)
+@celery.task(name=EVALUATE_CLASSIFIER)
 def evaluate_classifier(run_id: int) -> str:
     from app.learning.classifier import run_classifier_evaluation
 
@@ -42,7 +48,7 @@ def evaluate_classifier(run_id: int) -> str:
     return outcome
 
 
-@celery.task(name="loupe.check_retrain_trigger")
+@celery.task(name=CHECK_RETRAIN_TRIGGER)
 def check_retrain_trigger() -> dict[str, object]:
     settings = get_settings()
     with session_scope() as session:
@@ -54,7 +60,7 @@ def check_retrain_trigger() -> dict[str, object]:
     return summary
 
 
-@celery.task(name="loupe.training_watchdog")
+@celery.task(name=TRAINING_WATCHDOG)
 def training_watchdog() -> list[int]:
     with session_scope() as session:
         failed = runs.fail_stale_runs(session=session, settings=get_settings())
