@@ -181,5 +181,4 @@ def unlock_login(
     t = translator(language_for(request, user))
     throttle.unlock(session=session, key=key, actor_id=user.id)
     session.commit()
-    name = throttle.Lock(key, 0, utcnow()).username or key.split(":", 1)[-1]
-    return _back(request, "/admin/users", t("admin.unlocked", name=name))
+    return _back(request, "/admin/users", t("admin.unlocked", name=throttle.who(key)))

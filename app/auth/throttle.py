@@ -104,6 +104,16 @@ class Lock:
             return None
         return self.key.removeprefix(ACCOUNT_PREFIX)
 
+    @property
+    def who(self) -> str:
+        """The account's name or the address, as a person reads it."""
+        return who(self.key)
+
+
+def who(key: str) -> str:
+    """ "account:mina" -> "mina", "address:10.0.0.7" -> "10.0.0.7"."""
+    return key.split(":", 1)[-1]
+
 
 def locks(*, session: Session, now: datetime) -> list[Lock]:
     """The accounts and addresses locked out now, the latest lock first."""
