@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint
+.PHONY: install run test lint chaos
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ run: install
 # The whole suite: unit, integration (real Postgres, Redis, Ray Serve, S3) and e2e (browser).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The chaos suite in full: 2,000 uploads from 8 stations while the worker, Redis, the Serve
+# app and PostgreSQL fail in turn (bench/chaos.py; `make test` runs a short version).
+chaos: install
+	$(BIN)/python bench/chaos.py
 
 # What CI checks before the tests: lint, formatting, and types (strict, pyproject.toml).
 lint: install

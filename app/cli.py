@@ -63,7 +63,9 @@ def run(var_dir: Path, timeout: float) -> None:
         _print_welcome(stack)
         # A crashed child is started again with backoff; this returns only when one keeps
         # crashing, and then nothing that depends on it can work.
-        name, record = stack.wait()
+        given_up = stack.wait()
+        assert given_up is not None  # it only returns None when told to stop
+        name, record = given_up
         click.secho(
             f"{name} keeps crashing (last exit code {record.last_exit}, "
             f"{record.restarts} restarts); stopping Loupe",

@@ -132,9 +132,11 @@ class Settings(BaseSettings):
     # these defaults such an item is routed at most about a minute after its worker died.
     sweep_interval_s: float = Field(15.0, gt=0)
     inflight_grace_s: float = Field(45.0, ge=0)
-    # Any other item not routed this long (its message lost, e.g. a broker restarted
-    # without persistence) is dispatched again.
-    stuck_after_s: int = 1800
+    # Any other item not routed this long is dispatched again: its message was lost (a
+    # worker killed as Redis handed it the message takes it along; a broker restarted
+    # without persistence loses them all). A queue that is merely long gets a second
+    # message per item every stuck_after_s, which costs a lookup, never a second route.
+    stuck_after_s: int = Field(120, gt=0)
 
     # Learning loop: when to retrain, on what, how, and what a candidate must show.
     # The trigger (app.policy.retrain); beat checks it this often and records every check.

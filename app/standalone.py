@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,12 +184,17 @@ class Stack:
             self._lock_file.close()
             self._lock_file = None
 
-    def wait(self) -> tuple[str, ChildRecord]:
+    def wait(self, stop: threading.Event | None = None) -> tuple[str, ChildRecord] | None:
         """Keep the children running, starting a crashed one again with backoff; returns the
-        child that kept crashing (app.policy.restarts decides when that is)."""
-        given_up = self._supervisor.run()
-        assert given_up is not None  # run() only returns early when told to stop
-        return given_up
+        child that kept crashing (app.policy.restarts decides when that is), or None once
+        `stop` is set."""
+        return self._supervisor.run(stop)
+
+    def child_pid(self, name: str) -> int | None:
+        """The process (and process group) id of a running child: 'serve', 'worker', 'relay'
+        or 'web'. None while it is down. The chaos suite kills children through it."""
+        proc = self._children.procs.get(name)
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     def _lock_var_dir(self) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+import psutil
+
 from app.policy import restarts
 from app.policy.restarts import ChildRecord, GiveUp, RestartPolicy
 
@@ -102,27 +104,41 @@ class Children:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-            reap_group(proc.pid)
+            reap_session(proc.pid)
         for thread in self._pumps:
             thread.join(timeout=2.0)
         self.procs.clear()
         self._pumps.clear()
 
 
-def reap_group(pgid: int, grace_s: float = 3.0) -> None:
-    """Stop what a child left in its process group (Ray's helpers, Celery's beat)."""
+def reap_session(sid: int, grace_s: float = 3.0) -> None:
+    """Stop whatever a child left behind (Celery's beat, Ray's helpers and actors): every
+    process in its session. A child leads a session of its own (Children.spawn); its process
+    group is not enough, because each Ray actor takes a group of its own, and the replicas of
+    a killed Serve app went on answering, and holding their ports, for up to a minute."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
+        left = _session_members(sid)
+        if not left:
             return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)  # anyone left?
-            except ProcessLookupError:
-                return
+        while _session_members(sid) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+
+def _session_members(sid: int) -> list[int]:
+    """The live processes of session `sid`; a zombie has exited already (a container's bare
+    init may never reap it)."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getsid(proc.pid) == sid:
+                members.append(proc.pid)
+        except (OSError, psutil.Error):  # gone meanwhile, or not ours to look at
+            continue
+    return members
 
 
 # --- the status file ------------------------------------------------------------------------
@@ -217,7 +233,7 @@ class Supervisor:
     def _exited(self, name: str, record: ChildRecord, code: int, now: float) -> ChildRecord:
         # Whatever the child started (beat, Ray's helpers) goes with it, so that its next
         # start finds no second beat and no port still taken.
-        reap_group(self.children.procs[name].pid)
+        reap_session(self.children.procs[name].pid)
         record, decision = restarts.exited(record, code=code, now=now, policy=self.policy)
         self.records[name] = record
         level = logging.ERROR if isinstance(decision, GiveUp) else logging.WARNING

@@ -172,6 +172,16 @@ def test_items_stuck_before_routing_are_dispatched_again(db_session):
     assert fresh.id != stuck.id
 
 
+def test_a_queued_item_whose_message_was_lost_goes_again_within_minutes(db_session):
+    # The chaos suite found one: a worker killed as Redis handed it the item's message takes
+    # the message with it (the transport pops it before the worker records it as unacked).
+    lost = queued_inspection(db_session)
+    lost.status_changed_at = utcnow() - timedelta(minutes=3)
+    db_session.commit()
+    older_than = timedelta(seconds=Settings().stuck_after_s)
+    assert results.redispatch_stuck(session=db_session, older_than=older_than) == 1
+
+
 def two_step_result(arm: str = "challenger") -> InferenceResult:
     """Three regions: a kept stain, a stain an exception overturned, a crop too small."""
     kept = Classification(

@@ -20,11 +20,14 @@ from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
-# A child that starts a helper in its process group (as the worker starts beat) and waits.
+# A child that starts a helper in its process group (as the worker starts beat) and one in
+# a group of its own (as Ray starts its actors), and waits.
 SLEEPER = """
 import subprocess, sys, time
-helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-open(sys.argv[1], "a").write(f"{helper.pid}\\n")
+nap = [sys.executable, "-c", "import time; time.sleep(120)"]
+helper = subprocess.Popen(nap)
+actor = subprocess.Popen(nap, process_group=0)
+open(sys.argv[1], "a").write(f"{helper.pid} {actor.pid}\\n")
 print("sleeper up", flush=True)
 time.sleep(120)
 """
@@ -79,18 +82,23 @@ def test_a_killed_child_is_started_again_reported_and_its_helpers_reaped(
     supervisor.start("sleeper", argv, env=dict(os.environ), cwd=tmp_path)
     supervised.thread.start()
     wait_for(lambda: helpers.exists() and helpers.read_text(), timeout=20)
-    first, first_helper = children.procs["sleeper"].pid, int(helpers.read_text())
+    first, (first_helper, first_actor) = children.procs["sleeper"].pid, _pids(helpers)
     with caplog.at_level(logging.WARNING, logger="loupe.supervisor"):
         os.kill(first, signal.SIGKILL)
         status = wait_for(lambda: _restarted(supervisor.status_path), timeout=20)
     assert status == {"state": "running", "restarts": 1, "last_exit": -9, "next_attempt_at": None}
     second = children.procs["sleeper"].pid
     assert second != first and children.exit_code("sleeper") is None
-    wait_for(lambda: len(helpers.read_text().split()) == 2, timeout=20)
+    wait_for(lambda: len(helpers.read_text().splitlines()) == 2, timeout=20)
     assert gone(first_helper), "the dead child's helper must go with it"
+    assert gone(first_actor), "and so must one that left its process group"
     assert "sleeper exited with code -9 (restarts so far: 0); next attempt in 0.3 s" in caplog.text
     assert "sleeper started again (restart 1)" in caplog.text
     wait_for(lambda: supervised.output.getvalue().count("sleeper | sleeper up") == 2, timeout=10)
+
+
+def _pids(helpers: Path) -> list[int]:
+    return [int(pid) for pid in helpers.read_text().splitlines()[0].split()]
 
 
 def _restarted(path: Path) -> dict | None:
