@@ -77,7 +77,7 @@ class Fault:
     at: datetime
     healthy_after_s: float | None = None  # /healthz answered 200 again
     routing_after_s: float | None = None  # an item uploaded after the fault was routed
-    unavailable: int = 0  # 503 answers the stations got meanwhile
+    unavailable: int = 0  # 503 answers the stations and the inspector got meanwhile
     failed_to_review: int = 0  # items sent to review because their inference failed
 
 
@@ -96,7 +96,7 @@ class Report:
     def table(self) -> str:
         lines = [
             "| fault | /healthz 200 again after | an item uploaded after it routed after "
-            "| 503 to stations | sent to review by a failed inference |",
+            "| 503 answers | sent to review by a failed inference |",
             "|---|---|---|---|---|",
         ]
         for f in self.faults:
