@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint chaos
+.PHONY: install run test fuzz lint chaos
 
 install: $(STAMP)
 
@@ -25,6 +25,13 @@ run: install
 # The whole suite: unit, integration (real Postgres, Redis, Ray Serve, S3) and e2e (browser).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Generated requests as every role against the running app, checked against its OpenAPI spec
+# (tests/integration/test_fuzz.py; `make test` runs a short version). Prints the requests and
+# statuses per role and operation; LOUPE_FUZZ_SEED=<the printed seed> replays a run.
+fuzz: install
+	LOUPE_FUZZ_EXAMPLES=20 LOUPE_FUZZ_MIN_REQUESTS=1000 \
+		$(BIN)/python -m pytest -s -p no:cacheprovider tests/integration/test_fuzz.py $(PYTEST_ARGS)
 
 # The chaos suite in full: 2,000 uploads from 8 stations while the worker, Redis, the Serve
 # app and PostgreSQL fail in turn (bench/chaos.py; `make test` runs a short version).

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
-from fastapi import Depends
+from fastapi import Depends, Path
 from sqlalchemy import MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -71,6 +71,9 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# Row ids are BIGINT identities from 1: a path id outside that range is bad input (400 or
+# 422), not a query that PostgreSQL refuses with an error (500).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def import_all_tables() -> None:
@@ -78,6 +81,7 @@ def import_all_tables() -> None:
     import app.auth.tables  # noqa: F401
     import app.feedback.tables  # noqa: F401
     import app.inspections.tables  # noqa: F401
+    import app.instructions.tables  # noqa: F401
     import app.learning.tables  # noqa: F401
     import app.outbox  # noqa: F401
     import app.registry.tables  # noqa: F401

@@ -15,23 +15,22 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.config import get_settings, redis_client_url
+from app.config import Settings, redis_client_url
 from app.db import get_engine
+from app.deps import SettingsDep
 
 router = APIRouter(tags=["health"])
 TIMEOUT_S = 2.0
 
 
-def _database() -> str:
+def _database(settings: Settings) -> str:
     with get_engine().connect() as conn:
         conn.execute(text("SELECT 1"))
     return "ok"
 
 
-def _redis() -> str:
-    client = redis.Redis.from_url(
-        redis_client_url(get_settings().redis_url), socket_timeout=TIMEOUT_S
-    )
+def _redis(settings: Settings) -> str:
+    client = redis.Redis.from_url(redis_client_url(settings.redis_url), socket_timeout=TIMEOUT_S)
     try:
         client.ping()
     finally:
@@ -39,15 +38,15 @@ def _redis() -> str:
     return "ok"
 
 
-def _serve() -> str:
+def _serve(settings: Settings) -> str:
     from models.serve.client import ping
 
-    if not ping(get_settings().serve_url, timeout=TIMEOUT_S):
+    if not ping(settings.serve_url, timeout=TIMEOUT_S):
         raise RuntimeError("the Serve app does not answer")
     return "ok"
 
 
-def _worker() -> str:
+def _worker(settings: Settings) -> str:
     from workers.celery_app import celery
 
     replies = celery.control.ping(timeout=1.0)
@@ -56,13 +55,15 @@ def _worker() -> str:
     return f"{len(replies)} worker(s)"
 
 
+# Each check is handed the request's settings; the database and worker checks use the
+# process's engine and Celery app instead, which were built from the same settings.
 CHECKS = {"database": _database, "redis": _redis, "serve": _serve, "worker": _worker}
 
 
-def check_all() -> dict[str, dict[str, Any]]:
-    def run(check: Callable[[], str]) -> dict[str, Any]:
+def check_all(settings: Settings) -> dict[str, dict[str, Any]]:
+    def run(check: Callable[[Settings], str]) -> dict[str, Any]:
         try:
-            return {"ok": True, "detail": check()}
+            return {"ok": True, "detail": check(settings)}
         except Exception as exc:
             return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
 
@@ -71,23 +72,27 @@ def check_all() -> dict[str, dict[str, Any]]:
         return {name: f.result() for name, f in futures.items()}
 
 
-def supervisor() -> dict[str, Any] | None:
+def supervisor(settings: Settings) -> dict[str, Any] | None:
     """Under `loupe run`: each child's state and restarts, from the supervisor's status file
     (app.supervisor explains why a file). None where no supervisor runs (docker-compose)."""
     from app.supervisor import STATUS_FILE, read_status
 
     try:
-        return read_status(get_settings().var_dir / STATUS_FILE)
+        return read_status(settings.var_dir / STATUS_FILE)
     except Exception:  # a report about restarts must never take /healthz down with it
         return None
 
 
-@router.get("/healthz")
-def healthz() -> JSONResponse:
-    parts = check_all()
+# 503 names the parts that are down; it is /healthz's answer, not a failure of its own.
+UNHEALTHY = {"description": "A part is down.", "content": {"application/json": {"schema": {}}}}
+
+
+@router.get("/healthz", responses={503: UNHEALTHY})
+def healthz(settings: SettingsDep) -> JSONResponse:
+    parts = check_all(settings)
     healthy = all(p["ok"] for p in parts.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "parts": parts}
     # Informational: a child that is restarting already shows as a part that is down.
-    if (children := supervisor()) is not None:
+    if (children := supervisor(settings)) is not None:
         body["supervisor"] = children
     return JSONResponse(body, status_code=200 if healthy else 503)

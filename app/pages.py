@@ -15,11 +15,13 @@ from starlette.templating import Jinja2Templates
 
 from app.auth.deps import csrf_token, is_htmx
 from app.auth.tables import User
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.i18n import label, languages, negotiate, translator
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = ROOT / "templates"
+# Where app.deps.settings_for_pages leaves the request's settings for render().
+SETTINGS_STATE = "settings"
 
 # Autoescape everything: regions carry model-written text, which is untrusted input.
 templates = Jinja2Templates(
@@ -41,6 +43,13 @@ def language_for(request: Request, user: User | None = None) -> str:
     return picked if picked in languages() else negotiate(request.headers.get("accept-language"))
 
 
+def _settings(request: Request) -> Settings:
+    settings = getattr(request.state, SETTINGS_STATE, None)
+    # The error page of a request that reached no route (an unknown path) has no request
+    # settings: the process's own, which only a test's override differs from.
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
 def _page_context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
     user = context.get("user")
     lang = language_for(request, user)
@@ -53,7 +62,7 @@ def _page_context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
         "t": translator(lang),
         "label": lambda group, value: label(lang, group, value),
         "csrf_token": csrf_token(request),
-        "demo_models": get_settings().demo_models,
+        "demo_models": _settings(request).demo_models,
         "current_path": request.url.path + (f"?{query}" if query else ""),
         **context,
     }

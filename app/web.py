@@ -16,7 +16,7 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -37,7 +37,8 @@ from app.auth.deps import (
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
 from app.dashboard.views import router as dashboard_router
-from app.db import SessionDep
+from app.db import RowId, SessionDep
+from app.deps import StoreDep, settings_for_pages
 from app.health import router as health_router
 from app.i18n import translator
 from app.inspections.tables import Photo
@@ -47,7 +48,9 @@ from app.registry.views import router as models_router
 from app.review.keys_views import router as review_keys_router
 from app.review.lead_views import router as review_lead_router
 from app.review.views import router as review_router
-from app.storage import ObjectNotFound, get_store
+from app.spec import LOGIN_REQUIRED, PAGE, document_pages, page
+from app.storage import ObjectNotFound
+from app.text_input import refuse_nul
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,14 @@ REVIEWER_ROLES = ("inspector", "lead", "admin")
 
 # --- pages that belong to no single area --------------------------------------------------
 
-pages = APIRouter(tags=["pages"])
+pages = APIRouter(
+    tags=["pages"], default_response_class=HTMLResponse, responses={**PAGE, **LOGIN_REQUIRED}
+)
+# Raster photos under their own type, anything else as a download (photo() says why).
+PHOTO = {
+    "description": "The photo's bytes.",
+    "content": {"image/*": {}, "application/octet-stream": {}},
+}
 
 
 @pages.get("/", name="home")
@@ -71,14 +81,16 @@ def home(request: Request, user: CurrentUser) -> Response:
     return render(request, "home.html", {"user": user})
 
 
-@pages.get("/photos/{photo_id}", name="photo")
-def photo(photo_id: int, session: SessionDep, user: CurrentUser) -> Response:
+@pages.get(
+    "/photos/{photo_id}", name="photo", response_class=Response, responses={200: PHOTO, **page(404)}
+)
+def photo(photo_id: RowId, session: SessionDep, user: CurrentUser, store: StoreDep) -> Response:
     """A photo's bytes from the object store, for any logged-in user."""
     row = session.get(Photo, photo_id)
     if row is None:
         raise HTTPException(404, "no such photo")
     try:
-        data = get_store().get(row.object_key)
+        data = store.get(row.object_key)
     except ObjectNotFound as exc:
         raise HTTPException(404, "the photo's file is missing from the object store") from exc
     # Only raster images go out under their own type; anything else (SVG can carry script)
@@ -111,6 +123,7 @@ def _error_page(request: Request, status_code: int) -> Response:
     t = translator(language_for(request))
     messages = {
         400: t("error.bad_request"),
+        422: t("error.bad_request"),  # a value the page refused (a week that does not exist)
         403: t("error.forbidden"),
         404: t("error.not_found"),
     }
@@ -232,7 +245,8 @@ def create_app() -> FastAPI:
     """Build the web app from the current settings."""
     settings = get_settings()
     settings.check_secrets()
-    app = FastAPI(title="Loupe", dependencies=[Depends(verify_csrf)])
+    checks = [Depends(settings_for_pages), Depends(verify_csrf), Depends(refuse_nul)]
+    app = FastAPI(title="Loupe", dependencies=checks)
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(settings),
@@ -265,4 +279,5 @@ def create_app() -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    document_pages(app)
     return app

@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.admin.views import FLASH_KEY, MAX_NAME
 from app.auth import service
 from app.auth.deps import AdminDep
-from app.db import SessionDep
-from app.i18n import translator
-from app.pages import language_for, render
+from app.db import RowId, SessionDep
+from app.deps import TranslatorDep
+from app.pages import render
+from app.spec import ROLE_PAGE, SEE_OTHER
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], default_response_class=HTMLResponse, responses=ROLE_PAGE
+)
 
 
 def _page(
@@ -43,10 +46,10 @@ def create_token(
     request: Request,
     session: SessionDep,
     user: AdminDep,
+    t: TranslatorDep,
     station: Annotated[str, Form(max_length=MAX_NAME)],
 ) -> Response:
     """Create a token and show it on this answer only; it cannot be shown again."""
-    t = translator(language_for(request, user))
     try:
         token = service.create_station_token(session=session, station=station, actor_id=user.id)
         session.commit()
@@ -59,10 +62,11 @@ def create_token(
     return response
 
 
-@router.post("/tokens/{token_id}/revoke")
-def revoke_token(request: Request, token_id: int, session: SessionDep, user: AdminDep) -> Response:
+@router.post("/tokens/{token_id}/revoke", **SEE_OTHER)
+def revoke_token(
+    request: Request, token_id: RowId, session: SessionDep, user: AdminDep, t: TranslatorDep
+) -> Response:
     """Revoke a token: the station gets 401 from its next request on."""
-    t = translator(language_for(request, user))
     row = service.revoke_token(session=session, token_id=token_id, actor_id=user.id)
     session.commit()
     message = t("admin.token_revoked", station=row.station) if row else t("admin.token_gone")

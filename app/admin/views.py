@@ -8,18 +8,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth import service, throttle
 from app.auth.deps import SESSION_VERSION_KEY, AdminDep
 from app.auth.tables import LANGUAGES, ROLES, User
-from app.db import SessionDep, utcnow
-from app.i18n import translator
-from app.pages import language_for, render
+from app.db import RowId, SessionDep, utcnow
+from app.deps import TranslatorDep
+from app.pages import render
+from app.spec import ROLE_PAGE, SEE_OTHER, page
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], default_response_class=HTMLResponse, responses=ROLE_PAGE
+)
 
 FLASH_KEY = "admin_flash"
 MAX_NAME = 100
@@ -62,7 +65,7 @@ def _target(session: Session, user_id: int) -> User:
     return target
 
 
-@router.get("", name="admin")
+@router.get("", name="admin", **SEE_OTHER)
 def admin_home(user: AdminDep) -> Response:
     """The administration starts with the users."""
     return RedirectResponse("/admin/users", status_code=303)
@@ -74,18 +77,18 @@ def users_page(request: Request, session: SessionDep, user: AdminDep) -> Respons
     return _users_page(request, session, user)
 
 
-@router.post("/users")
+@router.post("/users", **SEE_OTHER)
 def create_user(
     request: Request,
     session: SessionDep,
     user: AdminDep,
+    t: TranslatorDep,
     username: Annotated[str, Form(max_length=MAX_NAME)],
     role: Annotated[str, Form()],
     password: Annotated[str, Form(max_length=MAX_PASSWORD)],
     language: Annotated[str, Form()] = "en",
 ) -> Response:
     """Add a user; they log in with the password given here."""
-    t = translator(language_for(request, user))
     form = {"username": username, "role": role, "language": language}
     try:
         service.create_user(
@@ -104,16 +107,16 @@ def create_user(
     return _back(request, "/admin/users", t("admin.user_created", name=username.strip()))
 
 
-@router.post("/users/{user_id}/role")
+@router.post("/users/{user_id}/role", **SEE_OTHER, responses=page(404))
 def set_role(
     request: Request,
-    user_id: int,
+    user_id: RowId,
     session: SessionDep,
     user: AdminDep,
+    t: TranslatorDep,
     role: Annotated[str, Form()],
 ) -> Response:
     """Give a user another role (takes effect on their next request)."""
-    t = translator(language_for(request, user))
     target = _target(session, user_id)
     try:
         service.set_role(session=session, user=target, role=role, actor_id=user.id)
@@ -127,16 +130,16 @@ def set_role(
     return _back(request, "/admin/users", t("admin.role_set", name=target.username))
 
 
-@router.post("/users/{user_id}/active")
+@router.post("/users/{user_id}/active", **SEE_OTHER, responses=page(404))
 def set_active(
     request: Request,
-    user_id: int,
+    user_id: RowId,
     session: SessionDep,
     user: AdminDep,
+    t: TranslatorDep,
     active: Annotated[bool, Form()],
 ) -> Response:
     """Disable a user (logged out at once) or enable them again."""
-    t = translator(language_for(request, user))
     target = _target(session, user_id)
     try:
         service.set_active(session=session, user=target, active=active, actor_id=user.id)
@@ -148,16 +151,16 @@ def set_active(
     return _back(request, "/admin/users", t(key, name=target.username))
 
 
-@router.post("/users/{user_id}/password")
+@router.post("/users/{user_id}/password", **SEE_OTHER, responses=page(404))
 def reset_password(
     request: Request,
-    user_id: int,
+    user_id: RowId,
     session: SessionDep,
     user: AdminDep,
+    t: TranslatorDep,
     password: Annotated[str, Form(max_length=MAX_PASSWORD)],
 ) -> Response:
     """Set a new password for a user who forgot theirs."""
-    t = translator(language_for(request, user))
     target = _target(session, user_id)
     try:
         service.set_password(session=session, user=target, password=password, actor_id=user.id)
@@ -170,15 +173,15 @@ def reset_password(
     return _back(request, "/admin/users", t("admin.password_set", name=target.username))
 
 
-@router.post("/logins/unlock")
+@router.post("/logins/unlock", **SEE_OTHER)
 def unlock_login(
     request: Request,
     session: SessionDep,
     user: AdminDep,
+    t: TranslatorDep,
     key: Annotated[str, Form(max_length=200)],
 ) -> Response:
     """Let a locked-out account (or address) try again at once."""
-    t = translator(language_for(request, user))
     throttle.unlock(session=session, key=key, actor_id=user.id)
     session.commit()
     return _back(request, "/admin/users", t("admin.unlocked", name=throttle.who(key)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.auth import service, throttle
 from app.auth.deps import SESSION_VERSION_KEY, safe_next
@@ -13,8 +13,9 @@ from app.auth.tables import LANGUAGES
 from app.db import SessionDep, utcnow
 from app.i18n import duration
 from app.pages import render
+from app.spec import PAGE, SEE_OTHER, page
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], default_response_class=HTMLResponse, responses=PAGE)
 
 # Generous caps: they only stop absurd bodies from reaching the password hasher.
 MAX_USERNAME = 100
@@ -29,7 +30,7 @@ def login_form(request: Request, next: str = "/") -> Response:
     return render(request, "login.html", {"next": safe_next(next)})
 
 
-@router.post("/login")
+@router.post("/login", **SEE_OTHER, responses=page(401, 403, 429))
 def login(
     request: Request,
     session: SessionDep,
@@ -78,7 +79,7 @@ def _too_soon(request: Request, context: dict[str, object], wait: int) -> Respon
     return response
 
 
-@router.post("/logout", name="logout")
+@router.post("/logout", name="logout", **SEE_OTHER, responses=page(403))
 def logout(request: Request, session: SessionDep) -> Response:
     """End the session, and give back the review items the user held."""
     from app.review.service import release_user_leases  # the review area depends on auth
@@ -95,7 +96,7 @@ def logout(request: Request, session: SessionDep) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
-@router.post("/language", name="language")
+@router.post("/language", name="language", **SEE_OTHER, responses=page(403))
 def set_language(
     request: Request,
     session: SessionDep,

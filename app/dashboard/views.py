@@ -12,24 +12,35 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.auth.deps import MlDep
-from app.config import get_settings
 from app.dashboard import presenters
 from app.dashboard.examples import pattern_examples
 from app.dashboard.snapshots import report_for, report_options, reports_for
 from app.dashboard.weeks import BadWeek, Week
 from app.db import SessionDep, utcnow
+from app.deps import LanguageDep, SettingsDep, TranslatorDep
 from app.feedback.tables import KINDS
 from app.i18n import label as label_in
-from app.i18n import translator
-from app.pages import language_for, render
+from app.pages import render
 from app.policy.patterns import Pattern
+from app.spec import API, ROLE_PAGE, Responses, api, page
 
 router = APIRouter(tags=["dashboard"])
+# The router serves the report API (JSON, CSV) and the dashboard pages (HTML).
+REPORT_API = {**API, **api(403)}
+CSV: Responses = {
+    200: {
+        "description": "The table as CSV.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+DASHBOARD_PAGE = {**ROLE_PAGE, **page(422)}
 
 CsvTable = Literal["patterns", "per_class", "inspectors", "model_versions", "trend"]
+# The report keys a table under another name than the one the CSV links use.
+REPORT_KEYS = {"patterns": "top_error_patterns"}
 MAX_LABEL = 50
 
 
@@ -46,26 +57,35 @@ def _week(text: str | None, now: datetime, timezone: str) -> Week:
     return week
 
 
-@router.get("/api/v1/reports/weekly", name="weekly_report")
+@router.get("/api/v1/reports/weekly", name="weekly_report", responses=REPORT_API)
 def weekly_json(
-    session: SessionDep, user: MlDep, week: str | None = Query(None, max_length=20)
+    session: SessionDep,
+    user: MlDep,
+    settings: SettingsDep,
+    week: str | None = Query(None, max_length=20),
 ) -> JSONResponse:
     """The week's report (`week` like 2026-W47; the last closed week by default)."""
-    settings, now = get_settings(), utcnow()
+    now = utcnow()
     chosen = _week(week, now, settings.site_timezone)
     report = report_for(session=session, week=chosen, options=report_options(settings), now=now)
     return JSONResponse(report)
 
 
-@router.get("/api/v1/reports/weekly.csv", name="weekly_report_csv")
+@router.get(
+    "/api/v1/reports/weekly.csv",
+    name="weekly_report_csv",
+    response_class=Response,
+    responses={**CSV, **REPORT_API},
+)
 def weekly_csv(
     session: SessionDep,
     user: MlDep,
+    settings: SettingsDep,
     table: CsvTable,
     week: str | None = Query(None, max_length=20),
 ) -> Response:
     """One table of the report as CSV, for a spreadsheet."""
-    settings, now = get_settings(), utcnow()
+    now = utcnow()
     chosen = _week(week, now, settings.site_timezone)
     options = report_options(settings)
     if table == "trend":
@@ -74,7 +94,7 @@ def weekly_csv(
         rows = [_trend_row(str(w), reports[w]) for w in weeks]
     else:
         report = report_for(session=session, week=chosen, options=options, now=now)
-        rows = [_flat(row) for row in report[table]]
+        rows = [_flat(row) for row in report[REPORT_KEYS.get(table, table)]]
     filename = f"loupe-{chosen}-{table}.csv"
     return Response(
         _csv(rows),
@@ -122,17 +142,18 @@ def _cell(value: Any) -> Any:
     return value
 
 
-@router.get("/dashboard", name="dashboard")
+@router.get("/dashboard", name="dashboard", response_class=HTMLResponse, responses=DASHBOARD_PAGE)
 def dashboard(
     request: Request,
     session: SessionDep,
     user: MlDep,
+    settings: SettingsDep,
+    lang: LanguageDep,
+    t: TranslatorDep,
     week: str | None = Query(None, max_length=20),
 ) -> Response:
-    settings, now = get_settings(), utcnow()
+    now = utcnow()
     chosen = _week(week, now, settings.site_timezone)
-    lang = language_for(request, user)
-    t = translator(lang)
 
     def label(group: str, value: str | None) -> str:
         return label_in(lang, group, value)
@@ -160,11 +181,19 @@ def dashboard(
     return render(request, "dashboard.html", context)
 
 
-@router.get("/dashboard/patterns", name="dashboard_patterns")
+@router.get(
+    "/dashboard/patterns",
+    name="dashboard_patterns",
+    response_class=HTMLResponse,
+    responses=DASHBOARD_PAGE,
+)
 def pattern_page(
     request: Request,
     session: SessionDep,
     user: MlDep,
+    settings: SettingsDep,
+    lang: LanguageDep,
+    t: TranslatorDep,
     kind: str,
     week: str | None = Query(None, max_length=20),
     model: str | None = Query(None, max_length=MAX_LABEL),
@@ -175,14 +204,12 @@ def pattern_page(
     """The examples behind one pattern of the week: crops with the model's box."""
     if kind not in KINDS:
         raise HTTPException(422, f"kind must be one of {', '.join(KINDS)}")
-    settings, now = get_settings(), utcnow()
+    now = utcnow()
     chosen = _week(week, now, settings.site_timezone)
     pattern = Pattern(kind, model or None, human or None, field, tag or None)
     examples = pattern_examples(
         session=session, week=chosen, timezone=settings.site_timezone, pattern=pattern
     )
-    lang = language_for(request, user)
-    t = translator(lang)
 
     def label(group: str, value: str | None) -> str:
         return label_in(lang, group, value)

@@ -8,6 +8,10 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 WEEK_PATTERN = re.compile(r"^(\d{4})-W(\d{2})$")
+# A report reaches weeks before and after the one asked for (trends, the next week's
+# Monday), which must still be dates: nothing at the ends of the calendar, and no site has
+# decisions from before 1970.
+YEARS = range(1970, 9999)
 
 
 class BadWeek(ValueError):
@@ -25,6 +29,8 @@ class Week:
         if not match:
             raise BadWeek(f"{text!r} is not an ISO week; write it like 2026-W47")
         year, number = int(match[1]), int(match[2])
+        if year not in YEARS:
+            raise BadWeek(f"{year} is outside the years Loupe reports on ({YEARS[0]}-{YEARS[-1]})")
         try:
             date.fromisocalendar(year, number, 1)
         except ValueError as exc:

@@ -8,14 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, HTTPException, Request, Response, UploadFile
 
 from app.auth.deps import StationDep
-from app.config import get_settings
+from app.config import Settings
 from app.db import SessionDep
+from app.deps import SettingsDep, StoreDep
 from app.inspections import service
 from app.inspections.schemas import Created, InspectionOut
 from app.inspections.validation import CheckedImage, InvalidImage, check_image
-from app.storage import get_store
+from app.spec import API, api
 
-router = APIRouter(prefix="/api/v1", tags=["inspections"])
+router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=API)
 
 MAX_TEXT = 200
 
@@ -27,8 +28,7 @@ def _text_field(name: str, value: str | None) -> str | None:
     return value
 
 
-def _read_images(images: list[UploadFile]) -> list[CheckedImage]:
-    settings = get_settings()
+def _read_images(images: list[UploadFile], settings: Settings) -> list[CheckedImage]:
     if len(images) > settings.max_photos_per_inspection:
         raise HTTPException(
             400, f"{len(images)} images sent; at most {settings.max_photos_per_inspection} allowed"
@@ -57,12 +57,22 @@ def _read_images(images: list[UploadFile]) -> list[CheckedImage]:
 # On the event loop, every 4 MB photo held up every other request of the process for 0.1 s
 # or more (bench/README.md, `review_decide.py --uploaders`). One hop to the threadpool is
 # simpler than wrapping each blocking call in run_in_threadpool and missing the next one.
-@router.post("/inspections", status_code=201, response_model=Created)
+@router.post(
+    "/inspections",
+    status_code=201,
+    response_model=Created,
+    responses={
+        200: {"model": Created, "description": "A repeat: the inspection already made from it."},
+        **api(403, 413, 415),
+    },
+)
 def create_inspection(
     request: Request,
     response: Response,
     session: SessionDep,
     station_from_token: StationDep,
+    settings: SettingsDep,
+    store: StoreDep,
     image: Annotated[list[UploadFile] | None, File(description="one or more photos")] = None,
     view: Annotated[
         list[str] | None, Form(description="front, back, detail; one per image")
@@ -77,10 +87,10 @@ def create_inspection(
     views = [_text_field("view", v) for v in (view or [])]
     if views and len(views) != len(image):
         raise HTTPException(400, f"{len(views)} view values for {len(image)} images; send one each")
-    checked = _read_images(image)
+    checked = _read_images(image, settings)
     accepted = service.accept(
         session=session,
-        store=get_store(),
+        store=store,
         # A token belongs to one station; the form field may name a camera under it.
         station=_text_field("station", station) or station_from_token,
         images=checked,
@@ -98,7 +108,7 @@ def create_inspection(
     )
 
 
-@router.get("/inspections/{inspection_id}", response_model=InspectionOut)
+@router.get("/inspections/{inspection_id}", response_model=InspectionOut, responses=api(404))
 def get_inspection(
     inspection_id: uuid.UUID, session: SessionDep, station: StationDep
 ) -> InspectionOut:

@@ -10,23 +10,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from app.auth.deps import MlDep, is_htmx
 from app.auth.tables import AuditEvent
-from app.config import get_settings
 from app.db import SessionDep, utcnow
-from app.i18n import say, translator
+from app.deps import SettingsDep, StoreDep, TranslatorDep
+from app.i18n import say
 from app.learning import classifier, runs, testset, trigger
 from app.learning.report import CLASSIFIER_HEADLINE, refusals
-from app.pages import language_for, render
+from app.pages import render
 from app.registry import experiments, service
 from app.registry.tables import ModelAlias, ModelVersion
-from app.storage import get_store
+from app.spec import ROLE_PAGE, SEE_OTHER
 from models.prompts import available_versions
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], default_response_class=HTMLResponse, responses=ROLE_PAGE)
 
 FLASH_KEY = "models_flash"
 # The figures the versions table shows for each kind of model.
@@ -40,7 +40,9 @@ FREEZE_MAX = 10_000
 
 
 @router.get("/ml/models", name="ml_models")
-def models_page(request: Request, session: SessionDep, user: MlDep) -> Response:
+def models_page(
+    request: Request, session: SessionDep, user: MlDep, settings: SettingsDep
+) -> Response:
     """Everything about serving models on one page; the runs block refreshes itself."""
     context = {
         "user": user,
@@ -59,7 +61,7 @@ def models_page(request: Request, session: SessionDep, user: MlDep) -> Response:
     aliases: dict[int, list[str]] = {}
     for row in session.scalars(select(ModelAlias)):
         aliases.setdefault(row.model_version_id, []).append(row.alias)
-    champion = classifier.champion_classifier(session, get_settings())
+    champion = classifier.champion_classifier(session, settings)
     context |= {
         "experiment": experiment,
         "arms": experiments.arm_agreement(session, experiment) if experiment else None,
@@ -85,11 +87,17 @@ def _back(request: Request, message: str) -> Response:
     return RedirectResponse("/ml/models", status_code=303)
 
 
-@router.post("/ml/retrain", name="ml_retrain")
-def retrain_now(request: Request, session: SessionDep, user: MlDep) -> Response:
-    t = translator(language_for(request, user))
+@router.post("/ml/retrain", name="ml_retrain", **SEE_OTHER)
+def retrain_now(
+    request: Request,
+    session: SessionDep,
+    user: MlDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    t: TranslatorDep,
+) -> Response:
     try:
-        run = runs.start_run(session=session, store=get_store(), settings=get_settings(),
+        run = runs.start_run(session=session, store=store, settings=settings,
                              trigger="page", user_id=user.id)  # fmt: skip
     except runs.RunInProgress as exc:
         session.rollback()
@@ -100,21 +108,23 @@ def retrain_now(request: Request, session: SessionDep, user: MlDep) -> Response:
     return _back(request, t("models.run_started", run=run.id))
 
 
-@router.post("/ml/classifier/evaluate", name="ml_evaluate_classifier")
+@router.post("/ml/classifier/evaluate", name="ml_evaluate_classifier", **SEE_OTHER)
 def evaluate_classifier(
     request: Request,
     session: SessionDep,
     user: MlDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    t: TranslatorDep,
     prompt_version: Annotated[str, Form()] = "",
     uri: Annotated[str, Form()] = "",
     calibrate: Annotated[bool, Form()] = False,
 ) -> Response:
     """Queue the evaluation of a classifier candidate: new prompts, new weights, or both;
     or the champion's calibration."""
-    t = translator(language_for(request, user))
     try:
         run = classifier.start_classifier_run(
-            session=session, store=get_store(), settings=get_settings(), trigger="page",
+            session=session, store=store, settings=settings, trigger="page",
             uri=uri, prompt_version=prompt_version, calibrate=calibrate, user_id=user.id,
         )  # fmt: skip
     except runs.RunInProgress as exc:
@@ -132,9 +142,8 @@ def evaluate_classifier(
                             prompts=candidate.get("prompt_version")))  # fmt: skip
 
 
-@router.post("/ml/models/promote", name="ml_promote")
-def promote(request: Request, session: SessionDep, user: MlDep) -> Response:
-    t = translator(language_for(request, user))
+@router.post("/ml/models/promote", name="ml_promote", **SEE_OTHER)
+def promote(request: Request, session: SessionDep, user: MlDep, t: TranslatorDep) -> Response:
     try:
         experiments.promote(session=session, actor_id=user.id, why=f"promoted by {user.username}")
     except experiments.NothingToDo as exc:
@@ -144,7 +153,7 @@ def promote(request: Request, session: SessionDep, user: MlDep) -> Response:
     return _back(request, t("models.promoted"))
 
 
-@router.post("/ml/models/rollback", name="ml_rollback")
+@router.post("/ml/models/rollback", name="ml_rollback", **SEE_OTHER)
 def rollback(request: Request, session: SessionDep, user: MlDep) -> Response:
     try:
         message = experiments.rollback(
@@ -174,12 +183,15 @@ def _freeze_count(text: str) -> int | None:
     return count if 1 <= count <= FREEZE_MAX else None
 
 
-@router.post("/ml/test-set/freeze", name="ml_freeze_test")
+@router.post("/ml/test-set/freeze", name="ml_freeze_test", **SEE_OTHER)
 def freeze_test(
-    request: Request, session: SessionDep, user: MlDep, count: Annotated[str, Form()] = ""
+    request: Request,
+    session: SessionDep,
+    user: MlDep,
+    t: TranslatorDep,
+    count: Annotated[str, Form()] = "",
 ) -> Response:
     """Freeze up to `count` more verified items, never trained on, into the test set."""
-    t = translator(language_for(request, user))
     # Taken as text and checked here, so a typo comes back as a message on the page
     # rather than as FastAPI's 422 JSON.
     asked = _freeze_count(count)

@@ -8,18 +8,19 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.auth.deps import ReviewerDep
 from app.auth.tables import KEYBOARD_LAYOUTS, User
-from app.config import get_settings
 from app.db import SessionDep
-from app.i18n import label, translate, translator
-from app.pages import language_for, render
+from app.deps import LanguageDep, SettingsDep, TranslatorDep
+from app.i18n import label, translate
+from app.pages import render
 from app.review import keys
+from app.spec import ROLE_PAGE, SEE_OTHER
 from models.taxonomy import load_taxonomy
 
-router = APIRouter(tags=["review"])
+router = APIRouter(tags=["review"], default_response_class=HTMLResponse, responses=ROLE_PAGE)
 MAX_CODE = 40
 
 
@@ -36,9 +37,9 @@ class Keyboard:
         return json.dumps(keys.dispatch_table(self.bound), separators=(",", ":"))
 
 
-def all_actions() -> list[keys.Action]:
+def all_actions(tags: tuple[str, ...]) -> list[keys.Action]:
     """Every action of the review page: from the taxonomy and the site's tags."""
-    return list(_actions(get_settings().tag_keys))
+    return list(_actions(tags))
 
 
 @lru_cache(maxsize=8)
@@ -49,9 +50,10 @@ def _actions(tags: tuple[str, ...]) -> tuple[keys.Action, ...]:
     )
 
 
-def keyboard_for(user: User) -> Keyboard:
-    """The user's keyboard: defaults, their own choices, their layout's key names."""
-    actions = all_actions()
+def keyboard_for(user: User, tags: tuple[str, ...]) -> Keyboard:
+    """The user's keyboard: defaults, their own choices, their layout's key names, with a
+    key for each of the site's `tags`."""
+    actions = all_actions(tags)
     bound = keys.keymap(actions, user.key_bindings or {})
     layout = user.keyboard_layout or "qwerty"
     labels = {action: _key_name(code, layout, user.language) for action, code in bound.items()}
@@ -82,10 +84,10 @@ ACTION_IDS = frozenset(name for name, _ in keys.FIXED_ACTIONS)
 
 
 def _page(
-    request: Request, user: User, *, error: str | None = None, chosen: dict[str, str] | None = None,
-    saved: bool = False, status_code: int = 200,
+    request: Request, user: User, tags: tuple[str, ...], *, error: str | None = None,
+    chosen: dict[str, str] | None = None, saved: bool = False, status_code: int = 200,
 ) -> Response:  # fmt: skip
-    keyboard = keyboard_for(user)
+    keyboard = keyboard_for(user, tags)
     context = {
         "user": user,
         "keyboard": keyboard,
@@ -103,9 +105,10 @@ def _page(
 
 
 @router.get("/review/keys", name="review_keys")
-def keys_page(request: Request, user: ReviewerDep) -> Response:
+def keys_page(request: Request, user: ReviewerDep, settings: SettingsDep) -> Response:
     """Every action of the review page with its key; a key is changed by pressing it."""
-    return _page(request, user, saved=request.query_params.get("saved") == "1")
+    saved = request.query_params.get("saved") == "1"
+    return _page(request, user, settings.tag_keys, saved=saved)
 
 
 async def pressed_keys(request: Request) -> dict[str, str]:
@@ -121,32 +124,34 @@ async def pressed_keys(request: Request) -> dict[str, str]:
 
 # A plain `def`: it commits to the database, and FastAPI runs a sync route in its threadpool
 # instead of on the event loop that serves every other request of the process.
-@router.post("/review/keys")
+@router.post("/review/keys", **SEE_OTHER)
 def save_keys(
     request: Request,
     session: SessionDep,
     user: ReviewerDep,
+    settings: SettingsDep,
+    lang: LanguageDep,
+    t: TranslatorDep,
     chosen: Annotated[dict[str, str], Depends(pressed_keys)],
     layout: Annotated[str, Form()] = "qwerty",
 ) -> Response:
     """Save the keys (one `key.<action>` field each) and the keyboard layout."""
-    lang = language_for(request, user)
-    t = translator(lang)
+    tags = settings.tag_keys
     if layout not in KEYBOARD_LAYOUTS:
-        return _page(request, user, error=t("keys.error.layout"), status_code=400)
+        return _page(request, user, tags, error=t("keys.error.layout"), status_code=400)
     try:
-        overrides = keys.validate(all_actions(), chosen)
+        overrides = keys.validate(all_actions(tags), chosen)
     except keys.InvalidBindings as exc:
         params = {k: v if k == "key" else action_name(v, lang) for k, v in exc.params.items()}
         error = t(f"keys.error.{exc.code}", **params)
-        return _page(request, user, error=error, chosen=chosen, status_code=400)
+        return _page(request, user, tags, error=error, chosen=chosen, status_code=400)
     user.key_bindings = overrides
     user.keyboard_layout = layout
     session.commit()
     return RedirectResponse("/review/keys?saved=1", status_code=303)
 
 
-@router.post("/review/keys/reset")
+@router.post("/review/keys/reset", **SEE_OTHER)
 def reset_keys(session: SessionDep, user: ReviewerDep) -> Response:
     """Back to the default keys (the layout stays)."""
     user.key_bindings = {}

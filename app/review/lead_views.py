@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.auth.deps import LeadDep
-from app.config import get_settings
-from app.db import SessionDep, utcnow
-from app.i18n import duration, translator
-from app.pages import language_for, render
+from app.db import RowId, SessionDep, utcnow
+from app.deps import SettingsDep, TranslatorDep
+from app.i18n import duration
+from app.pages import render
 from app.review import decisions, service, stats
+from app.spec import ROLE_PAGE, SEE_OTHER, page
 
-router = APIRouter(tags=["review"])
+router = APIRouter(tags=["review"], default_response_class=HTMLResponse, responses=ROLE_PAGE)
 
 FLASH_KEY = "queue_flash"
 MAX_SEARCH = 200
 
 
 @router.get("/review/queue", name="review_queue")
-def queue(request: Request, session: SessionDep, user: LeadDep, q: str = "") -> Response:
+def queue(
+    request: Request, session: SessionDep, user: LeadDep, settings: SettingsDep, q: str = ""
+) -> Response:
     """The queue at a glance; HTMX refreshes the numbers in place every few seconds."""
-    settings = get_settings()
     now = utcnow()
     search = q.strip()[:MAX_SEARCH]
     overview = stats.queue_overview(
@@ -53,18 +55,22 @@ def _back(request: Request, message: str) -> Response:
     return RedirectResponse("/review/queue", status_code=303)
 
 
-@router.post("/review/tasks/{task_id}/release", name="review_release")
-def release(request: Request, task_id: int, session: SessionDep, user: LeadDep) -> Response:
+@router.post("/review/tasks/{task_id}/release", name="review_release", **SEE_OTHER)
+def release(
+    request: Request, task_id: RowId, session: SessionDep, user: LeadDep, t: TranslatorDep
+) -> Response:
     """Take an item away from whoever holds it; it goes back to the queue at once."""
-    t = translator(language_for(request, user))
     holder = service.release_task(session=session, task_id=task_id, actor_id=user.id)
     return _back(request, t("queue.released" if holder else "queue.not_held", task=task_id))
 
 
-@router.post("/review/tasks/{task_id}/send-back", name="review_send_back")
-def send_back(request: Request, task_id: int, session: SessionDep, user: LeadDep) -> Response:
+@router.post(
+    "/review/tasks/{task_id}/send-back", name="review_send_back", **SEE_OTHER, responses=page(404)
+)
+def send_back(
+    request: Request, task_id: RowId, session: SessionDep, user: LeadDep, t: TranslatorDep
+) -> Response:
     """Reopen a decided item for another review; its decision stays until a new one."""
-    t = translator(language_for(request, user))
     try:
         decisions.send_back(session=session, task_id=task_id, actor_id=user.id)
     except decisions.TaskNotFound as exc:

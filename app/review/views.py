@@ -11,22 +11,24 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session
 
 from app.auth.deps import ReviewerDep, is_htmx
 from app.auth.tables import User
-from app.config import get_settings
-from app.db import SessionDep, utcnow
-from app.i18n import duration, label, translator
-from app.pages import language_for, render
+from app.config import Settings
+from app.db import RowId, SessionDep, utcnow
+from app.deps import LanguageDep, SettingsDep, TranslatorDep
+from app.i18n import duration, label
+from app.pages import render
 from app.review import decisions, edits, presenters, service, stats
 from app.review.keys_views import keyboard_for
 from app.review.priority import SEVERITY_RANK
 from app.review.rules import rules_for
 from app.review.tables import Decision
+from app.spec import NO_CONTENT, ROLE_PAGE, page
 
-router = APIRouter(tags=["review"])
+router = APIRouter(tags=["review"], default_response_class=HTMLResponse, responses=ROLE_PAGE)
 
 MAX_NOTE = decisions.MAX_NOTE
 MAX_EDITS_JSON = 100_000
@@ -34,20 +36,21 @@ MAX_EDITS_JSON = 100_000
 NOTICE_SESSION_KEY = "review_notice"
 
 
-def _undo_offer(decision: Decision | None, now: datetime) -> dict[str, Any] | None:
+def _undo_offer(
+    decision: Decision | None, now: datetime, undo_seconds: int
+) -> dict[str, Any] | None:
     if decision is None:
         return None
-    left = get_settings().undo_seconds - (now - decision.created_at).total_seconds()
+    left = undo_seconds - (now - decision.created_at).total_seconds()
     if left <= 0:
         return None
     return {"id": decision.id, "verdict": decision.verdict, "seconds": int(left + 0.999)}
 
 
 def item_context(
-    session: Session, user: User, now: datetime, *, leases_only: bool = True
+    session: Session, user: User, now: datetime, settings: Settings, *, leases_only: bool = True
 ) -> dict[str, Any]:
     """Claim the user's items and describe the one on screen; commits the transaction."""
-    settings = get_settings()
     rules = rules_for(settings)
     lease = settings.lease_seconds
     held = service.claim(
@@ -82,6 +85,7 @@ def _render_item(
     request: Request,
     session: Session,
     user: User,
+    settings: Settings,
     *,
     notice: str | None = None,
     error: bool = False,
@@ -89,10 +93,9 @@ def _render_item(
     decision_pending: bool = False,
 ) -> Response:
     now = utcnow()
-    settings = get_settings()
-    keyboard = keyboard_for(user)
+    keyboard = keyboard_for(user, settings.tag_keys)
     # A decision made but not committed yet commits with the claim of the next item.
-    context = item_context(session, user, now, leases_only=not decision_pending)
+    context = item_context(session, user, now, settings, leases_only=not decision_pending)
     context |= {
         "user": user,
         "keyboard": keyboard,
@@ -101,27 +104,32 @@ def _render_item(
         "lease_seconds": settings.lease_seconds,
         "notice": notice,
         "notice_is_error": error,
-        "undo": _undo_offer(undo, now),
+        "undo": _undo_offer(undo, now, settings.undo_seconds),
     }
     return render(request, "review.html", context, block="item")
 
 
 @router.get("/review", name="review")
-def review(request: Request, session: SessionDep, user: ReviewerDep) -> Response:
+def review(
+    request: Request, session: SessionDep, user: ReviewerDep, settings: SettingsDep
+) -> Response:
     """The user's item (the same one again on a reload while the lease lasts)."""
     notice = request.session.pop(NOTICE_SESSION_KEY, None)
     last = decisions.undoable(
-        session=session, user_id=user.id, window_seconds=get_settings().undo_seconds
+        session=session, user_id=user.id, window_seconds=settings.undo_seconds
     )
-    return _render_item(request, session, user, notice=notice, undo=last)
+    return _render_item(request, session, user, settings, notice=notice, undo=last)
 
 
-@router.post("/review/{task_id}/decision", name="review_decision")
+@router.post("/review/{task_id}/decision", name="review_decision", responses=page(404))
 def decision(
     request: Request,
-    task_id: int,
+    task_id: RowId,
     session: SessionDep,
     user: ReviewerDep,
+    settings: SettingsDep,
+    language: LanguageDep,
+    t: TranslatorDep,
     verdict: Annotated[Literal["pass", "reject", "confirm"], Form()],
     note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
     tags: Annotated[list[str] | None, Form()] = None,
@@ -134,8 +142,6 @@ def decision(
     A decision that is refused leaves the item on screen as the inspector edited it: the
     answer is only the reason, swapped into the item's notice (nothing they did is lost).
     """
-    language = language_for(request, user)
-    t = translator(language)
     notice, error, made = None, False, None
     htmx = is_htmx(request)
     try:
@@ -149,6 +155,7 @@ def decision(
             region_edits=edits.parse(regions),
             expects=expects or None,
             unmarked=unmarked,
+            rules=rules_for(settings),
             # The next item is claimed in the same transaction: one wait for the disk.
             commit=not htmx,
         )
@@ -169,7 +176,7 @@ def decision(
             request.session[NOTICE_SESSION_KEY] = notice
         return RedirectResponse("/review", status_code=303)
     return _render_item(
-        request, session, user, notice=notice, error=error, undo=made,
+        request, session, user, settings, notice=notice, error=error, undo=made,
         decision_pending=made is not None,
     )  # fmt: skip
 
@@ -184,9 +191,15 @@ def _refusal(request: Request, notice: str) -> Response:
 
 
 @router.post("/review/decisions/{decision_id}/undo", name="review_undo")
-def undo(request: Request, decision_id: int, session: SessionDep, user: ReviewerDep) -> Response:
+def undo(
+    request: Request,
+    decision_id: RowId,
+    session: SessionDep,
+    user: ReviewerDep,
+    settings: SettingsDep,
+    t: TranslatorDep,
+) -> Response:
     """Take the decision back: its item returns to this user's screen."""
-    settings = get_settings()
     notice = None
     try:
         decisions.undo(
@@ -197,28 +210,34 @@ def undo(request: Request, decision_id: int, session: SessionDep, user: Reviewer
             lease_seconds=settings.lease_seconds,
         )
     except decisions.Refused as exc:
-        notice = translator(language_for(request, user))(f"review.undo_refused.{exc.code}")
+        notice = t(f"review.undo_refused.{exc.code}")
     if not is_htmx(request):
         if notice:
             request.session[NOTICE_SESSION_KEY] = notice
         return RedirectResponse("/review", status_code=303)
-    return _render_item(request, session, user, notice=notice, error=notice is not None)
+    return _render_item(request, session, user, settings, notice=notice, error=notice is not None)
 
 
-@router.post("/review/heartbeat", name="review_heartbeat")
+@router.post(
+    "/review/heartbeat",
+    name="review_heartbeat",
+    status_code=204,
+    responses={**NO_CONTENT, **page(409)},
+)
 def heartbeat(
     request: Request,
     session: SessionDep,
     user: ReviewerDep,
+    settings: SettingsDep,
+    t: TranslatorDep,
     task: Annotated[int | None, Form()] = None,
 ) -> Response:
     """Renew the user's leases; 409 with a notice when the item on screen is not theirs now."""
     held = service.renew_leases(
-        session=session, user_id=user.id, lease_seconds=get_settings().lease_seconds
+        session=session, user_id=user.id, lease_seconds=settings.lease_seconds
     )
     if task is None or task in held:
         return Response(status_code=204)
-    t = translator(language_for(request, user))
     context = {"message": t("review.lease_gone")}
     return render(
         request, "review.html", context, block="lease_lost", fragment=True, status_code=409

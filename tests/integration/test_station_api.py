@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.auth.service import create_station_token
+from app.config import Settings, get_settings
 from app.db import get_session
 from app.inspections import views
 from app.inspections.tables import Inspection, Photo
@@ -24,13 +25,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def api(db_session, tmp_path, monkeypatch):
     monkeypatch.setenv("LOUPE_STORAGE_DIR", str(tmp_path / "photos"))
-    monkeypatch.setenv("LOUPE_MAX_UPLOAD_BYTES", "2000000")
     monkeypatch.setenv("LOUPE_SECRET_KEY", "test-secret-key")
     reset_caches()
     from app.web import create_app
 
     app = create_app()
     app.dependency_overrides[get_session] = lambda: db_session
+    small_uploads = Settings(max_upload_bytes=2_000_000)
+    app.dependency_overrides[get_settings] = lambda: small_uploads
     token = create_station_token(session=db_session, station="dock-3")
     client = TestClient(app)
     client.headers["Authorization"] = f"Bearer {token}"

@@ -214,9 +214,9 @@ def test_language_switch_is_saved_on_the_user(client, db_session):
 
 
 def test_demo_banner_shows_when_demo_models_are_on(make_app):
-    client = make_app(LOUPE_DEMO_MODELS="true")
+    client = make_app(demo_models=True)
     assert "Demo models: random weights" in client.get("/login").text
-    plain = make_app(LOUPE_DEMO_MODELS="false")
+    plain = make_app(demo_models=False)
     assert "Demo models" not in plain.get("/login").text
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import xml.etree.ElementTree as ET
+from typing import get_args
 
 import pytest
 from sqlalchemy import select
 
+from app.dashboard.views import CsvTable
 from app.inspections.tables import Region
 from app.review import decisions
 from tests.integration import web_support
@@ -25,7 +27,7 @@ make_app = web_support.make_app  # fixture
 def ml_client(make_app, db_session):
     seed_week(db_session)
     add_user(db_session, role="ml")
-    client = make_app(LOUPE_SITE_TIMEZONE="UTC")
+    client = make_app(site_timezone="UTC")
     log_in(client, "ml-en")
     return client
 
@@ -47,7 +49,7 @@ def test_the_dashboard_draws_the_week(ml_client):
 def test_the_dashboard_speaks_korean(make_app, db_session):
     seed_week(db_session)
     add_user(db_session, role="ml", language="ko")
-    client = make_app(LOUPE_SITE_TIMEZONE="UTC")
+    client = make_app(site_timezone="UTC")
     log_in(client, "ml-ko")
     page = client.get(f"/dashboard?week={WEEK}").text
     assert "주간 오류" in page and "밝기 증강 강화" in page
@@ -88,6 +90,14 @@ def test_csv_export(ml_client):
     trend = ml_client.get(f"/api/v1/reports/weekly.csv?week={WEEK}&table=trend").text
     assert len(list(csv.DictReader(io.StringIO(trend)))) == 12
     assert ml_client.get("/api/v1/reports/weekly.csv?table=nope").status_code == 422
+
+
+@pytest.mark.parametrize("table", get_args(CsvTable))
+def test_every_csv_table_the_dashboard_offers_downloads(ml_client, table):
+    """The dashboard links each of these; `patterns` was a KeyError (500) found by fuzzing."""
+    response = ml_client.get(f"/api/v1/reports/weekly.csv?week={WEEK}&table={table}")
+    assert response.status_code == 200, response.text[:200]
+    assert list(csv.DictReader(io.StringIO(response.text)))
 
 
 def test_csv_cells_never_run_as_formulas():

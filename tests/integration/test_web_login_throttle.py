@@ -121,7 +121,9 @@ def test_an_admin_who_changes_their_own_password_stays_logged_in(client, db_sess
 
 def test_production_marks_the_session_cookie_secure(make_app, db_session):
     add_user(db_session, name="mina")
-    secure = make_app(LOUPE_ENVIRONMENT="production", LOUPE_SECRET_KEY="a-real-secret-key")
+    secure = make_app(
+        env={"LOUPE_ENVIRONMENT": "production", "LOUPE_SECRET_KEY": "a-real-secret-key"}
+    )
     response = try_login(secure, "mina", PASSWORD)
     assert "secure" in response.headers["set-cookie"].lower()
     plain = make_app()

@@ -157,7 +157,7 @@ def _page_of(client, db_session, task) -> str:
 
 
 def test_an_audit_looks_exactly_like_an_ordinary_item(make_app, db_session):
-    client = make_app(LOUPE_REVIEW_SHOW_REGION_CONFIDENCE="false")
+    client = make_app(review_show_region_confidence=False)
     add_user(db_session)
     log_in(client, "inspector-en")
     # Ten minutes ago, so that both pages say the same "waiting" and "due in".

@@ -157,5 +157,6 @@ def test_each_role_gets_in_only_where_the_table_says(make_app, db_session):
 
 def test_public_routes_answer_without_a_login(make_app):
     client = make_app()
-    for path in ("/login", "/openapi.json", "/docs", "/redoc", "/static/app.css"):
+    public = ("/login", "/openapi.json", "/docs", "/redoc", "/static/app.css", "/static/review.css")
+    for path in public:
         assert client.get(path).status_code == 200, path

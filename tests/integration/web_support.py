@@ -1,15 +1,22 @@
 """The web app under test: built from fresh settings on the test's savepoint session, users
-who log in through the form, and review items whose photos are in the object store."""
+who log in through the form, and review items whose photos are in the object store.
+
+A test that changes what the views read passes settings to make_app (`undo_seconds=2`): they
+reach the views as an override of the settings dependency. LOUPE_* variables (`env=`) are
+for what create_app reads once, as it builds the app: the secret key, the session cookie.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.service import create_user
 from app.auth.tables import User
+from app.config import Settings, get_settings
 from app.db import get_session
 from app.review.tables import ReviewTask
 from app.storage import get_store
@@ -24,17 +31,20 @@ HTMX = {"HX-Request": "true"}
 def make_app(db_session, tmp_path, monkeypatch):
     """Build the app from fresh settings; the routes share the test's savepoint session."""
 
-    def build(**env: str) -> TestClient:
+    def build(env: dict[str, str] | None = None, **settings: Any) -> TestClient:
         monkeypatch.setenv("LOUPE_STORAGE_DIR", str(tmp_path / "photos"))
         monkeypatch.setenv("LOUPE_SECRET_KEY", "test-secret-key")
         monkeypatch.setenv("LOUPE_ENVIRONMENT", "development")
-        for name, value in env.items():
+        for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
         reset_caches()
         from app.web import create_app
 
         app = create_app()
         app.dependency_overrides[get_session] = lambda: db_session
+        if settings:
+            changed = Settings(**settings)
+            app.dependency_overrides[get_settings] = lambda: changed
         return TestClient(app, follow_redirects=False)
 
     yield build

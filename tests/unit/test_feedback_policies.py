@@ -76,7 +76,15 @@ def test_iso_weeks_in_the_site_zone():
     assert week.is_closed(end, "Asia/Seoul") and not week.is_closed(start, "Asia/Seoul")
 
 
-@pytest.mark.parametrize(("text", "message"), [("2026-47", "ISO week"), ("2025-W53", "no week")])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-47", "ISO week"),
+        ("2025-W53", "no week"),
+        ("0001-W01", "years"),
+        ("9999-W52", "years"),
+    ],
+)
 def test_bad_weeks(text, message):
     with pytest.raises(BadWeek, match=message):
         Week.parse(text)

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from app import health
+from app.config import Settings
 from app.supervisor import STATUS_FILE, read_status, write_status
-from tests.support import reset_caches
 
 WORKER = {"state": "running", "restarts": 2, "last_exit": -9, "next_attempt_at": None}
 
@@ -44,26 +44,23 @@ def test_a_file_left_by_a_supervisor_that_is_gone_is_ignored(tmp_path):
 
 @pytest.fixture
 def var_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOUPE_VAR_DIR", str(tmp_path))
-    monkeypatch.setattr(health, "CHECKS", {"database": lambda: "ok"})
-    reset_caches()
-    yield tmp_path
-    reset_caches()
+    monkeypatch.setattr(health, "CHECKS", {"database": lambda settings: "ok"})
+    return tmp_path
 
 
-def healthz_body() -> tuple[int, dict]:
-    response = health.healthz()
+def healthz_body(var_dir) -> tuple[int, dict]:
+    response = health.healthz(Settings(var_dir=var_dir))
     return response.status_code, json.loads(response.body)
 
 
 def test_healthz_reports_the_children_under_a_supervisor(var_dir):
     write_status(var_dir / STATUS_FILE, {"worker": WORKER})
-    status, body = healthz_body()
+    status, body = healthz_body(var_dir)
     assert status == 200 and body["supervisor"] == {"worker": WORKER}
 
 
 def test_healthz_without_a_supervisor_has_no_such_section(var_dir):
-    status, body = healthz_body()
+    status, body = healthz_body(var_dir)
     assert status == 200 and "supervisor" not in body
     (var_dir / STATUS_FILE).mkdir()  # unreadable as a file: still no error
-    assert "supervisor" not in healthz_body()[1]
+    assert "supervisor" not in healthz_body(var_dir)[1]
