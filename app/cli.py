@@ -17,6 +17,7 @@ import click
 
 from app.auth.cli import tokens, users
 from app.cli_options import var_dir_option
+from app.instructions.cli import instructions
 from app.learning.cli import prompts, retrain
 from app.registry.cli import models
 
@@ -241,3 +242,4 @@ main.add_command(tokens)
 main.add_command(retrain)
 main.add_command(prompts)
 main.add_command(models)
+main.add_command(instructions)

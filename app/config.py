@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     challenger_share: float = Field(0.0, ge=0.0, le=1.0)
     experiment: str = ""  # its name; it salts the arm draw (models/arms.py)
     prompt_version: str = "v2"  # models/prompts/<version>.json
+    # A site's own instruction template versions (app/instructions/templates/<version>.json
+    # are the packaged ones), searched first.
+    instruction_templates_dir: Path | None = None
     model_device: str = "cpu"  # cpu | cuda, for the Serve replicas and `loupe infer`
     # s3:// models are downloaded and verified once into this directory.
     model_cache_dir: Path | None = None

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from models.contracts import Box
+from models.training.balance import reachable_share
 from models.training.synthetic import Annotation, Sample
 
 # Rotation leaves empty corners. A flat mid-grey is used rather than reflecting the
@@ -158,21 +159,6 @@ def _widen(bounds: tuple[float, float], strength: float) -> tuple[float, float]:
 
 def _xyxy(box: Box) -> tuple[float, float, float, float]:
     return box.x1, box.y1, box.x2, box.y2
-
-
-def reachable_share(min_share: float, classes: int) -> float:
-    """min_share where every class can have it, else half an even share.
-
-    Every class at min_share needs min_share x classes <= 1, and such targets are kept as
-    they are. Past that, the target is min(min_share, 1 / (2 x classes)), which is then
-    always 1 / (2 x classes). Not the even share 1 / classes itself: reaching it needs
-    every class exactly even, which images holding several classes almost never allow,
-    so the loop would run to its cap; half of it lifts the rare classes within reach and
-    leaves the common ones their lead.
-    """
-    if min_share * classes <= 1:
-        return min_share
-    return min(min_share, 1 / (2 * classes))
 
 
 def _box_counts(samples: Iterable[Sample]) -> Counter[str]:

@@ -24,13 +24,8 @@ import torch
 from PIL import Image
 
 from models.detector import RTDetrDetector
-from models.training.augment import (
-    AugmentConfig,
-    Augmenter,
-    oversample,
-    rare_classes,
-    reachable_share,
-)
+from models.training.augment import AugmentConfig, Augmenter, oversample, rare_classes
+from models.training.balance import reachable_share
 from models.training.data import label_ids, make_batch
 from models.training.synthetic import Annotation, Sample
 
