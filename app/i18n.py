@@ -1,4 +1,5 @@
-"""UI strings in English and Korean: flat JSON catalogues under app/messages/, one per language.
+"""UI strings in English and Korean: flat JSON catalogues under app/messages/<language>/, one
+file per area of the product (common, review, dashboard, models, admin), merged per language.
 
 Templates call `t(key)`; a key that a catalogue lacks renders as the key itself (and is
 logged) so a page never breaks, while tests/unit/test_i18n.py fails the build on it.
@@ -25,11 +26,24 @@ Translator = Callable[..., str]
 
 @lru_cache
 def catalogues() -> dict[str, dict[str, str]]:
-    """Every catalogue, keyed by language code (the file name)."""
+    """Every language's catalogue, keyed by language code (the directory's name)."""
     return {
-        path.stem: json.loads(path.read_text(encoding="utf-8"))
-        for path in sorted(CATALOGUE_DIR.glob("*.json"))
+        directory.name: _merged(sorted(directory.glob("*.json")))
+        for directory in sorted(CATALOGUE_DIR.iterdir())
+        if directory.is_dir()
     }
+
+
+def _merged(paths: list[Path]) -> dict[str, str]:
+    """One language's area files as one catalogue; a key in two files is an error, since
+    which of the two a page shows would depend on the order the files are read in."""
+    merged: dict[str, str] = {}
+    for path in paths:
+        part = json.loads(path.read_text(encoding="utf-8"))
+        if twice := sorted(set(part) & set(merged)):
+            raise ValueError(f"{path}: messages already defined in another file: {twice[:5]}")
+        merged.update(part)
+    return merged
 
 
 def languages() -> tuple[str, ...]:

@@ -73,8 +73,8 @@ def test_every_ui_language_has_a_catalogue():
 
 def test_catalogues_have_the_same_keys():
     en, ko = catalogues()["en"], catalogues()["ko"]
-    assert sorted(set(en) - set(ko)) == [], "missing in ko.json"
-    assert sorted(set(ko) - set(en)) == [], "missing in en.json"
+    assert sorted(set(en) - set(ko)) == [], "missing in app/messages/ko/"
+    assert sorted(set(ko) - set(en)) == [], "missing in app/messages/en/"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -128,3 +128,12 @@ def test_translate_fills_placeholders_and_survives_a_missing_key():
 )
 def test_negotiate_picks_the_best_supported_language(header, expected):
     assert negotiate(header) == expected
+
+
+def test_a_message_defined_in_two_area_files_is_refused(tmp_path):
+    from app.i18n import _merged
+
+    (tmp_path / "a.json").write_text('{"nav.review": "Review queue"}', encoding="utf-8")
+    (tmp_path / "b.json").write_text('{"nav.review": "Queue"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="nav.review"):
+        _merged([tmp_path / "a.json", tmp_path / "b.json"])
