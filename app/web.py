@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import (
@@ -119,7 +120,9 @@ def _login_redirect(request: Request, exc: Exception) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-def _error_page(request: Request, status_code: int) -> Response:
+def _error_page(
+    request: Request, status_code: int, headers: Mapping[str, str] | None = None
+) -> Response:
     t = translator(language_for(request))
     messages = {
         400: t("error.bad_request"),
@@ -130,7 +133,8 @@ def _error_page(request: Request, status_code: int) -> Response:
     message = messages.get(status_code) or t("error.generic")
     # htmx does not swap error responses; reloading the page shows the error, or recovers
     # when a stale fragment (an old CSRF token, a lost session) caused it.
-    headers = {"HX-Refresh": "true"} if is_htmx(request) else None
+    # The exception's own headers stay: Allow on a 405, WWW-Authenticate on a 401.
+    headers = {**(headers or {}), **({"HX-Refresh": "true"} if is_htmx(request) else {})}
     return render(
         request, "error.html", {"message": message}, status_code=status_code, headers=headers
     )
@@ -140,7 +144,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if is_api(request) or exc.status_code < 400:
         return await http_exception_handler(request, exc)
-    return _error_page(request, exc.status_code)
+    return _error_page(request, exc.status_code, exc.headers)
 
 
 # A station that gets 503 with Retry-After sends the photo again (with its Idempotency-Key);

@@ -92,3 +92,15 @@ def test_a_week_at_the_end_of_the_calendar_is_a_clear_422(make_app, db_session, 
     csv = client.get(f"/api/v1/reports/weekly.csv?week={week}&table=trend")
     assert csv.status_code == 422
     assert "outside the years" in csv.json()["detail"]
+
+
+def test_a_method_a_route_does_not_take_is_a_405_that_says_which_it_does(make_app, db_session):
+    """The HTML error page used to drop the Allow header that a 405 must carry."""
+    add_user(db_session, role="inspector")
+    client = make_app()
+    log_in(client, "inspector-en")
+    page = client.put("/review")
+    assert (page.status_code, page.headers.get("allow")) == (405, "GET")
+    assert page.headers["content-type"].startswith("text/html")
+    api = client.delete("/api/v1/inspections")
+    assert (api.status_code, api.headers.get("allow")) == (405, "POST")
