@@ -81,8 +81,9 @@ def get_user(*, session: Session, user_id: int) -> User | None:
 def create_station_token(*, session: Session, station: str, actor_id: int | None = None) -> str:
     """Create a token for a station and return it; only its hash is stored."""
     station = station.strip()
-    if not station or len(station) > 100:
-        raise InvalidInput("station", "a station name is 1-100 characters")
+    # "/" separates a station from its cameras (app.inspections.service.recorded_station).
+    if not station or len(station) > 100 or "/" in station:
+        raise InvalidInput("station", "a station name is 1-100 characters, without '/'")
     token = "lst_" + secrets.token_urlsafe(32)
     row = StationToken(station=station, token_hash=hash_token(token))
     session.add(row)

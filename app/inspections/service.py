@@ -28,6 +28,21 @@ def photo_key(image: CheckedImage) -> str:
     return f"{h[:2]}/{h}.{image.extension}"
 
 
+def recorded_station(token_station: str, camera: str | None) -> str:
+    """The station an upload is recorded under: the token's own, or a camera under it
+    ("dock-3/cam-2"). The form may name a camera, never another station: a token reads, and
+    replays idempotency keys of, only what was recorded under its own station."""
+    if not camera or camera == token_station or camera.startswith(token_station + "/"):
+        return camera or token_station
+    return f"{token_station}/{camera}"
+
+
+def belongs_to(inspection: Inspection, token_station: str) -> bool:
+    return inspection.station == token_station or inspection.station.startswith(
+        token_station + "/"
+    )
+
+
 def find_existing(
     *, session: Session, station: str, external_id: str | None, idempotency_key: str | None
 ) -> Inspection | None:

@@ -19,6 +19,7 @@ from app.spec import API, api
 router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=API)
 
 MAX_TEXT = 200
+MAX_STATION = 100  # the column's width
 
 
 def _text_field(name: str, value: str | None) -> str | None:
@@ -26,6 +27,15 @@ def _text_field(name: str, value: str | None) -> str | None:
     if value is not None and len(value) > MAX_TEXT:
         raise HTTPException(400, f"{name} is longer than {MAX_TEXT} characters")
     return value
+
+
+def _station(token_station: str, camera: str | None) -> str:
+    recorded = service.recorded_station(token_station, camera)
+    if len(recorded) > MAX_STATION:
+        raise HTTPException(
+            400, f"station: '{token_station}/<camera>' is longer than {MAX_STATION} characters"
+        )
+    return recorded
 
 
 def _read_images(images: list[UploadFile], settings: Settings) -> list[CheckedImage]:
@@ -92,7 +102,7 @@ def create_inspection(
         session=session,
         store=store,
         # A token belongs to one station; the form field may name a camera under it.
-        station=_text_field("station", station) or station_from_token,
+        station=_station(station_from_token, _text_field("station", station)),
         images=checked,
         views=views or [None] * len(checked),
         external_id=_text_field("external_id", external_id),
@@ -114,6 +124,7 @@ def get_inspection(
 ) -> InspectionOut:
     """The state, route and regions of one inspection."""
     inspection = service.get(session=session, inspection_id=inspection_id)
-    if inspection is None:
+    # Another station's item reads as missing: its existence is not this token's business.
+    if inspection is None or not service.belongs_to(inspection, station):
         raise HTTPException(404, f"no inspection {inspection_id}")
     return InspectionOut.of(inspection)

@@ -170,3 +170,47 @@ def test_a_page_answers_while_a_photo_is_being_checked(api, monkeypatch):
     assert held_meanwhile, "the page was answered only after the photo check had ended"
     assert waited < HOLD_S / 2
     assert uploaded.status_code == 201, uploaded.text
+
+
+def test_a_token_reads_only_its_own_stations_inspections(api, db_session):
+    created = upload(api, garment_photo(), external_id="RMA-7").json()
+    assert api.get(f"/api/v1/inspections/{created['id']}").status_code == 200
+    other = create_station_token(session=db_session, station="dock-4")
+    headers = {"Authorization": f"Bearer {other}"}
+    answer = api.get(f"/api/v1/inspections/{created['id']}", headers=headers)
+    assert answer.status_code == 404, "a second station read the first station's inspection"
+
+
+def test_the_form_names_a_camera_under_the_token_never_another_station(api, db_session):
+    first = upload(api, garment_photo(), station="cam-2", external_id="RMA-8")
+    assert first.status_code == 201
+    claimed = upload(api, garment_photo(seed=1), station="dock-4", external_id="RMA-8")
+    assert claimed.status_code == 201, "dock-3 naming dock-4 is its own camera, a new item"
+    stations = db_session.scalars(select(Inspection.station).order_by(Inspection.created_at))
+    assert stations.all() == ["dock-3/cam-2", "dock-3/dock-4"]
+    # dock-4's own token neither reads dock-3's items nor replays their external ids.
+    dock4 = {
+        "Authorization": f"Bearer {create_station_token(session=db_session, station='dock-4')}"
+    }
+    assert api.get(f"/api/v1/inspections/{claimed.json()['id']}", headers=dock4).status_code == 404
+    again = api.post(
+        "/api/v1/inspections",
+        files=[("image", ("p.png", garment_photo(seed=2), "image/png"))],
+        data={"external_id": "RMA-8"},
+        headers=dock4,
+    )
+    assert again.status_code == 201 and again.json()["id"] != claimed.json()["id"]
+    assert api.get(f"/api/v1/inspections/{first.json()['id']}").status_code == 200
+
+
+def test_a_camera_name_that_does_not_fit_the_column_is_a_clear_400(api):
+    response = upload(api, garment_photo(), station="c" * 120)
+    assert response.status_code == 400
+    assert "longer than 100" in response.json()["detail"]
+
+
+def test_a_station_name_with_a_slash_is_refused(db_session):
+    from app.auth.service import InvalidInput
+
+    with pytest.raises(InvalidInput, match="without '/'"):
+        create_station_token(session=db_session, station="dock-3/cam-1")
