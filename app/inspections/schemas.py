@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
 from app.inspections.tables import Inspection
+from app.review.tables import Decision
 
 
 class Created(BaseModel):
@@ -45,6 +47,29 @@ class PhotoOut(BaseModel):
     content_hash: str
 
 
+class FinalRegionOut(BaseModel):
+    """A defect as finally decided: the inspector's answer after review (a changed type, a
+    drawn box), or the models' region for an automatic decision. Regions found not to be a
+    defect are left out."""
+
+    photo: int
+    box: BoxOut
+    defect_type: str
+    severity: str | None
+    source: Literal["model", "inspector"]
+
+
+class OutcomeOut(BaseModel):
+    """The garment's final decision, for the warehouse system."""
+
+    decided_by: Literal["model", "inspector"]
+    decided_at: datetime
+    verdict: str  # pass | reject
+    model_verdict: str | None  # what the models said (for review: what they proposed)
+    is_audit: bool  # an automatic decision an inspector checked
+    regions: list[FinalRegionOut]
+
+
 class InspectionOut(BaseModel):
     id: uuid.UUID
     station: str
@@ -61,12 +86,14 @@ class InspectionOut(BaseModel):
     created_at: datetime
     routed_at: datetime | None
     photos: list[PhotoOut]
-    regions: list[RegionOut]
+    regions: list[RegionOut]  # what the models found
+    outcome: OutcomeOut | None  # None while the item waits for its models or an inspector
 
     @classmethod
-    def of(cls, inspection: Inspection) -> InspectionOut:
+    def of(cls, inspection: Inspection, decision: Decision | None = None) -> InspectionOut:
         positions = {p.id: p.position for p in inspection.photos}
         return cls(
+            outcome=_outcome(inspection, decision, positions),
             id=inspection.id,
             station=inspection.station,
             external_id=inspection.external_id,
@@ -107,3 +134,48 @@ class InspectionOut(BaseModel):
                 for r in inspection.regions
             ],
         )
+
+
+def _outcome(
+    inspection: Inspection, decision: Decision | None, positions: dict[int, int]
+) -> OutcomeOut | None:
+    if decision is not None:
+        return OutcomeOut(
+            decided_by="inspector",
+            decided_at=decision.created_at,
+            verdict=decision.verdict,
+            model_verdict=decision.model_verdict,
+            is_audit=decision.is_audit,
+            regions=[
+                FinalRegionOut(
+                    photo=positions[r.photo_id],
+                    box=BoxOut(x1=r.x1, y1=r.y1, x2=r.x2, y2=r.y2),
+                    defect_type=r.defect_type,
+                    severity=r.severity,
+                    source="inspector",
+                )
+                for r in decision.regions
+                if r.outcome != "not_defect" and r.defect_type != "normal"
+            ],
+        )
+    automatic = inspection.route in ("auto_pass", "auto_reject")
+    if not automatic or inspection.verdict is None or inspection.routed_at is None:
+        return None
+    return OutcomeOut(
+        decided_by="model",
+        decided_at=inspection.routed_at,
+        verdict=inspection.verdict,
+        model_verdict=inspection.verdict,
+        is_audit=False,
+        regions=[
+            FinalRegionOut(
+                photo=positions[r.photo_id],
+                box=BoxOut(x1=r.x1, y1=r.y1, x2=r.x2, y2=r.y2),
+                defect_type=r.defect_type,
+                severity=r.severity,
+                source="model",
+            )
+            for r in inspection.regions
+            if r.defect_type != "normal"
+        ],
+    )

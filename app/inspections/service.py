@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.inspections.tables import Inspection, Photo
 from app.inspections.validation import CheckedImage
 from app.outbox import Outbox
+from app.review.tables import Decision, ReviewTask
 from app.storage import ObjectStore
 from app.task_names import RUN_INFERENCE
 
@@ -38,9 +39,7 @@ def recorded_station(token_station: str, camera: str | None) -> str:
 
 
 def belongs_to(inspection: Inspection, token_station: str) -> bool:
-    return inspection.station == token_station or inspection.station.startswith(
-        token_station + "/"
-    )
+    return inspection.station == token_station or inspection.station.startswith(token_station + "/")
 
 
 def find_existing(
@@ -120,4 +119,15 @@ def get(*, session: Session, inspection_id: uuid.UUID) -> Inspection | None:
         select(Inspection)
         .where(Inspection.id == inspection_id)
         .options(selectinload(Inspection.photos), selectinload(Inspection.regions))
+    )
+
+
+def decision_in_effect(*, session: Session, inspection_id: uuid.UUID) -> Decision | None:
+    """The inspector's decision that stands for the item (its review task points at it:
+    an undo or a re-review moves the pointer), with its regions; None before one."""
+    return session.scalar(
+        select(Decision)
+        .join(ReviewTask, ReviewTask.decision_id == Decision.id)
+        .where(ReviewTask.inspection_id == inspection_id)
+        .options(selectinload(Decision.regions))
     )

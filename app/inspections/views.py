@@ -127,4 +127,5 @@ def get_inspection(
     # Another station's item reads as missing: its existence is not this token's business.
     if inspection is None or not service.belongs_to(inspection, station):
         raise HTTPException(404, f"no inspection {inspection_id}")
-    return InspectionOut.of(inspection)
+    decision = service.decision_in_effect(session=session, inspection_id=inspection.id)
+    return InspectionOut.of(inspection, decision)

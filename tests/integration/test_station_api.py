@@ -15,8 +15,11 @@ from app.auth.service import create_station_token
 from app.config import Settings, get_settings
 from app.db import get_session
 from app.inspections import views
-from app.inspections.tables import Inspection, Photo
+from app.inspections.tables import Inspection, Photo, Region
 from app.outbox import Outbox
+from app.review.decisions import decide
+from app.review.service import claim_next
+from tests.integration.review_support import make_review_item, make_user
 from tests.support import garment_photo, reset_caches
 
 pytestmark = pytest.mark.integration
@@ -214,3 +217,38 @@ def test_a_station_name_with_a_slash_is_refused(db_session):
 
     with pytest.raises(InvalidInput, match="without '/'"):
         create_station_token(session=db_session, station="dock-3/cam-1")
+
+
+def test_the_inspection_says_who_decided_what_in_the_end(api, db_session):
+    task = make_review_item(db_session, regions_per_photo=2, severity="minor", station="dock-3")
+    url = f"/api/v1/inspections/{task.inspection_id}"
+    assert api.get(url).json()["outcome"] is None, "an item waiting for review is not decided"
+    first, second = db_session.scalars(select(Region).order_by(Region.id)).all()
+    alice = make_user(db_session)
+    claim_next(session=db_session, user_id=alice.id, lease_seconds=600)
+    decide(
+        session=db_session, task_id=task.id, user_id=alice.id, verdict="reject",
+        region_edits=[
+            {"region": first.id, "type": "hole", "severity": "severe"},
+            {"region": second.id, "not_defect": True},
+            {"photo": first.photo_id, "box": [5, 5, 60, 70], "type": "tear", "severity": "minor"},
+        ],
+    )  # fmt: skip
+    outcome = api.get(url).json()["outcome"]
+    assert (outcome["decided_by"], outcome["verdict"], outcome["model_verdict"]) == (
+        "inspector", "reject", "pass",
+    )  # fmt: skip
+    finals = sorted((r["defect_type"], r["severity"], r["box"]["x1"]) for r in outcome["regions"])
+    assert finals == [("hole", "severe", first.x1), ("tear", "minor", 5.0)]
+
+    automatic = upload(api, garment_photo(seed=3)).json()
+    row = db_session.get(Inspection, automatic["id"])
+    row.status, row.route, row.verdict, row.routed_at = (
+        "routed",
+        "auto_pass",
+        "pass",
+        row.created_at,
+    )
+    db_session.commit()
+    outcome = api.get(f"/api/v1/inspections/{automatic['id']}").json()["outcome"]
+    assert (outcome["decided_by"], outcome["verdict"], outcome["regions"]) == ("model", "pass", [])
