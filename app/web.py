@@ -44,6 +44,7 @@ from app.health import router as health_router
 from app.i18n import translator
 from app.inspections.tables import Photo
 from app.inspections.views import router as inspections_router
+from app.instructions.views import router as instructions_router
 from app.pages import ROOT, language_for, render
 from app.registry.views import router as models_router
 from app.review.keys_views import router as review_keys_router
@@ -279,6 +280,7 @@ def create_app() -> FastAPI:
         admin_token_router,
         dashboard_router,
         models_router,
+        instructions_router,
         pages,
     )
     for router in routers:

@@ -95,6 +95,9 @@ def build_lines(result: Any) -> list[str]:
     if manifest["left_out"]["unknown_types"]:
         lines.append(f"  {manifest['left_out']['unknown_types']} answers of types the taxonomy "
                      "no longer has left out")  # fmt: skip
+    if manifest.get("excluded"):
+        lines.append(f"  {len(manifest['excluded'])} examples left out: excluded on "
+                     "/ml/instructions")  # fmt: skip
     names = {k: f"{k} {KIND_NAMES[k]}" for k in kinds}
     lines += ["examples per kind:", *_table(kinds, counts["samples_by_kind"], names)]
     types = dict(sorted(counts["by_type"].items()))  # JSONB keeps its own key order

@@ -12,6 +12,7 @@ names, each checked against its recorded hash.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -100,6 +101,14 @@ def write_crops(manifest: dict[str, Any], store: ObjectStore, folder: Path) -> N
         photo = fetch_photo(store, key, sha256)
         for crop in crops:
             cut(photo, crop["box"], manifest["context"]).save(folder / crop_file(crop["id"]), "PNG")
+
+
+def crop_png(manifest: dict[str, Any], crop: dict[str, Any], store: ObjectStore) -> bytes:
+    """One crop of the manifest as PNG bytes, cut as write_crops cuts it (for the page)."""
+    photo = fetch_photo(store, crop["key"], crop["sha256"])
+    out = io.BytesIO()
+    cut(photo, crop["box"], manifest["context"]).save(out, "PNG")
+    return out.getvalue()
 
 
 def cut(photo: Image.Image, box: list[float], context: float) -> Image.Image:

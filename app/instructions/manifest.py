@@ -9,6 +9,12 @@ and the context the pipeline cuts around a box, so the crop can be cut again exa
 Class balance follows the detector's rule (models.training.balance): crops of rare
 defect types are repeated until each type has its share, and every example of a
 repeated crop goes with it (`repeat` on the crop says how often the crop counts).
+
+Examples the ML team excluded (app.instructions.exclusions records them) are left out of
+every build, and a crop left with no example goes too; the manifest lists the ids it
+left out. A snapshot less some examples (without_examples) is the manifest the same
+answers build with those examples excluded, so "exclude from a snapshot" and "build
+again with the exclusions" agree to the byte.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,17 +84,20 @@ def examples_for(answer: RegionAnswer, ctx: Context, options: BuildOptions) -> l
 
 
 def build_manifest(
-    answers: Sequence[RegionAnswer], ctx: Context, options: BuildOptions
+    answers: Sequence[RegionAnswer],
+    ctx: Context,
+    options: BuildOptions,
+    excluded: Collection[str] = frozenset(),
 ) -> dict[str, Any]:
-    """The manifest of these answers: every example of the asked kinds and languages."""
+    """The manifest of these answers: every example of the asked kinds and languages, less
+    the example ids in `excluded`."""
     # A type the taxonomy no longer has cannot be an allowed answer: it cannot be taught.
     usable = sorted((a for a in answers if ctx.is_type(a.defect_type)), key=lambda a: a.crop_id)
     built = [(a, examples_for(a, ctx, options)) for a in usable]
+    left_out = sorted(e.id for _, examples in built for e in examples if e.id in excluded)
+    built = [(a, [e for e in examples if e.id not in excluded]) for a, examples in built]
     built = [(a, examples) for a, examples in built if examples]
-    sampling = oversample_items(
-        [(a.crop_id, a.defect_type) for a, _ in built], options.min_share, options.max_extra
-    )
-    return {
+    manifest = {
         "format": FORMAT,
         "templates": {"version": ctx.templates.version, "sha256": ctx.templates.sha256},
         "prompts": ctx.prompts.version,
@@ -98,22 +107,55 @@ def build_manifest(
         "languages": list(options.languages),
         "context": options.context,
         "system": {lang: ctx.questionnaire(lang).prompt_set.system for lang in options.languages},
-        "balance": {
-            "min_share": options.min_share,
-            "target_share": sampling.target_share,
-            "max_extra": options.max_extra,
-            "crops_before": sampling.before,
-            "crops_after": sampling.after,
-            "added": sampling.added,
-            "reached": sampling.reached,
-        },
         "left_out": {"unknown_types": len(answers) - len(usable)},
-        "crops": [_crop(a, 1 + sampling.extra.get(a.crop_id, 0)) for a, _ in built],
+        "crops": [_crop(a) for a, _ in built],
         "examples": [_example(e) for _, examples in built for e in examples],
     }
+    return _balanced(manifest, options.min_share, options.max_extra, left_out)
 
 
-def _crop(answer: RegionAnswer, repeat: int) -> dict[str, Any]:
+def without_examples(manifest: dict[str, Any], example_ids: Collection[str]) -> dict[str, Any]:
+    """A new manifest: `manifest` less these examples, less the crops left with none, with
+    its class balance worked out again over the crops that stay."""
+    gone = set(example_ids)
+    examples = [e for e in manifest["examples"] if e["id"] not in gone]
+    kept = {e["crop"] for e in examples}
+    removed = {e["id"] for e in manifest["examples"] if e["id"] in gone}
+    smaller = {
+        **manifest,
+        "crops": [{**c, "repeat": 1} for c in manifest["crops"] if c["id"] in kept],
+        "examples": examples,
+    }
+    balance = manifest["balance"]
+    left_out = sorted(removed | set(manifest.get("excluded", ())))
+    return _balanced(smaller, balance["min_share"], balance["max_extra"], left_out)
+
+
+def _balanced(
+    manifest: dict[str, Any], min_share: float, max_extra: float, excluded: list[str]
+) -> dict[str, Any]:
+    """The manifest with its crops' repeats and balance report (and the ids it left out,
+    where there are any: a build without exclusions keeps the bytes it always had)."""
+    crops = manifest["crops"]
+    sampling = oversample_items([(c["id"], c["defect_type"]) for c in crops], min_share,
+                                max_extra)  # fmt: skip
+    balanced = {key: value for key, value in manifest.items() if key != "excluded"}
+    balanced["balance"] = {
+        "min_share": min_share,
+        "target_share": sampling.target_share,
+        "max_extra": max_extra,
+        "crops_before": sampling.before,
+        "crops_after": sampling.after,
+        "added": sampling.added,
+        "reached": sampling.reached,
+    }
+    balanced["crops"] = [{**c, "repeat": 1 + sampling.extra.get(c["id"], 0)} for c in crops]
+    if excluded:
+        balanced["excluded"] = excluded
+    return balanced
+
+
+def _crop(answer: RegionAnswer) -> dict[str, Any]:
     model = answer.model
     return {
         "id": answer.crop_id,
@@ -134,7 +176,7 @@ def _crop(answer: RegionAnswer, repeat: int) -> dict[str, Any]:
         },
         "tags": list(answer.tags),
         "note": answer.note,
-        "repeat": repeat,
+        "repeat": 1,  # set by _balanced
     }  # fmt: skip
 
 

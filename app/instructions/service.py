@@ -2,7 +2,8 @@
 
 load the versioned data (taxonomy, the champion's prompts, exceptions, templates, the
 site's decision table, tag names) -> read the verified region answers, frozen test items
-left out -> build the manifest (pure) -> write it under its sha256 and record its row.
+left out, and the examples the ML team excluded -> build the manifest (pure), those
+examples left out -> write it under its sha256 and record its row.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.i18n import catalogues
 from app.instructions.examples import Context
+from app.instructions.exclusions import excluded_example_ids
 from app.instructions.manifest import BuildOptions, build_manifest
 from app.instructions.snapshots import save_snapshot
 from app.instructions.source import count_frozen_answers, region_answers
@@ -82,7 +84,8 @@ def build_snapshot(
     ctx = load_context(settings, template_version=template_version, prompt_version=prompt_version)
     answers = region_answers(session=session)
     frozen = count_frozen_answers(session=session)
-    manifest = build_manifest(answers, ctx, options)
+    # An example someone excluded on /ml/instructions stays out of every later build.
+    manifest = build_manifest(answers, ctx, options, excluded_example_ids(session=session))
     if not manifest["examples"]:
         raise NothingToBuild(
             f"no verified region answers to build from ({len(answers)} outside the frozen test "

@@ -3,12 +3,18 @@
 A manifest is written under its own sha256 (`instructions/<sha256>.json`) before its row,
 so a rolled-back transaction leaves at most an unreferenced file, never a row that points
 at nothing. Reading one back checks the bytes against the id.
+
+/ml/instructions reads the same manifest for the page and for each crop on it: the last
+few manifests read are kept in memory (cached_manifest). A snapshot never changes, and
+its id is the hash of its bytes, so a kept manifest cannot go stale.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +27,12 @@ from app.storage import ObjectStore
 
 PREFIX = "instructions/"
 MIN_PREFIX = 6  # characters of an id a person may type instead of all 64
+# Manifests kept in memory: one a page reads, its crops read again, and the one an
+# exclusion just made. Each is about 10 kB per crop.
+CACHED_MANIFESTS = 4
+
+_cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 class SnapshotCorrupt(RuntimeError):
@@ -94,4 +106,19 @@ def load_manifest(*, store: ObjectStore, snapshot: InstructionSnapshot) -> dict[
             f"{snapshot.manifest_key} does not hash to its snapshot's id {snapshot.id}"
         )
     manifest: dict[str, Any] = json.loads(body)
+    return manifest
+
+
+def cached_manifest(*, store: ObjectStore, snapshot: InstructionSnapshot) -> dict[str, Any]:
+    """load_manifest, kept for the next request that asks for the same snapshot. Callers
+    must not change what they are given."""
+    with _cache_lock:
+        if snapshot.id in _cache:
+            _cache.move_to_end(snapshot.id)
+            return _cache[snapshot.id]
+    manifest = load_manifest(store=store, snapshot=snapshot)
+    with _cache_lock:
+        _cache[snapshot.id] = manifest
+        while len(_cache) > CACHED_MANIFESTS:
+            _cache.popitem(last=False)
     return manifest

@@ -19,7 +19,9 @@ from sqlalchemy import select
 
 from app.auth.service import create_station_token, create_user
 from app.auth.tables import StationToken
+from app.storage import get_store
 from tests.integration import fuzz_support as fz
+from tests.integration.test_instructions import build, seed
 from tests.integration.web_support import PASSWORD, stored_item
 from tests.support import reset_caches
 
@@ -48,7 +50,8 @@ def live_app(database_url, redis_url, committed_db, tmp_path, monkeypatch):
 
 
 def _seed(session):
-    """A user per role, the admin's targets, a station token, and items to review."""
+    """A user per role, the admin's targets, a station token, items to review, and an
+    instruction snapshot (the newest, which /ml/instructions shows)."""
     accounts = [(role, role) for role in ROLES] + [(name, "inspector") for name in TARGETS]
     users = {
         name: create_user(session=session, username=name, password=PASSWORD, role=role)
@@ -58,6 +61,8 @@ def _seed(session):
     create_station_token(session=session, station="fuzz-spare")
     for n in range(3):
         stored_item(session, name=f"fuzz-{n}")
+    seed(session, get_store())
+    build(session, get_store())
     session.commit()
     token_ids = dict(session.execute(select(StationToken.station, StationToken.id)).all())
     return users, token, token_ids

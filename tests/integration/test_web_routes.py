@@ -61,6 +61,9 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("POST", "/ml/test-set/freeze"): ML,
     ("GET", "/ml/test-set/eligible"): ML,
     ("POST", "/ml/classifier/evaluate"): ML,
+    ("GET", "/ml/instructions"): ML,
+    ("GET", "/ml/instructions/{snapshot_id}/crops/{crop_id}"): ML,
+    ("POST", "/ml/instructions/exclude"): ML,
     ("GET", "/dashboard/patterns"): ML,
     ("GET", "/api/v1/reports/weekly"): ML,
     ("GET", "/api/v1/reports/weekly.csv"): ML,
@@ -100,6 +103,8 @@ def concrete(path: str) -> str:
         .replace("{user_id}", "999999")
         .replace("{token_id}", "999999")
         .replace("{photo_id}", "999999")
+        .replace("{snapshot_id}", "f" * 64)
+        .replace("{crop_id}", "999999")
     )
 
 

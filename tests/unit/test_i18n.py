@@ -14,6 +14,7 @@ from app.dashboard.presenters import KPIS
 from app.dashboard.snapshots import DEFAULT_RULES, parse_rules
 from app.feedback.tables import KINDS as FEEDBACK_KINDS
 from app.i18n import catalogues, label, negotiate, translate
+from app.instructions.kinds import KINDS as INSTRUCTION_KINDS
 from app.policy.patterns import FALLBACK_ACTION
 from app.review.keys import FIXED_ACTIONS
 from app.review.priority import BANDS
@@ -50,6 +51,9 @@ LABELLED = {
     "models.run_kind": ("detector", "classifier"),
     "models.bad_candidate": ("uri_too_long", "no_champion", "prompts"),
     "dashboard.csv": ("patterns", "per_class", "inspectors", "model_versions", "trend"),
+    "instructions.kind": INSTRUCTION_KINDS,
+    "instructions.outcome": ("confirmed", "changed", "not_defect", "added"),
+    "instructions.exclude_refused": ("missing", "too_long", "nothing_left"),
 }
 
 
