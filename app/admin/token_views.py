@@ -48,10 +48,13 @@ def create_token(
     user: AdminDep,
     t: TranslatorDep,
     station: Annotated[str, Form(max_length=MAX_NAME)],
+    scope: Annotated[str, Form(max_length=MAX_NAME)] = "station",
 ) -> Response:
     """Create a token and show it on this answer only; it cannot be shown again."""
     try:
-        token = service.create_station_token(session=session, station=station, actor_id=user.id)
+        token = service.create_station_token(
+            session=session, station=station, actor_id=user.id, scope=scope
+        )
         session.commit()
     except service.InvalidInput as exc:
         session.rollback()

@@ -154,14 +154,22 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.argument("station")
+@click.option(
+    "--warehouse",
+    is_flag=True,
+    help="A token for the site's warehouse system: it reads every station's inspections "
+    "and sends none. STATION names it (e.g. wms).",
+)
 @var_dir_option
-def create_token(station: str, var_dir: Path) -> None:
+def create_token(station: str, warehouse: bool, var_dir: Path) -> None:
     """Create a token for STATION and print it (it is shown only this once)."""
     from app.auth import service
 
     with database_session(var_dir) as session:
         try:
-            token = service.create_station_token(session=session, station=station)
+            token = service.create_station_token(
+                session=session, station=station, scope="warehouse" if warehouse else "station"
+            )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
         session.commit()
@@ -171,7 +179,7 @@ def create_token(station: str, var_dir: Path) -> None:
 @tokens.command("list")
 @var_dir_option
 def list_tokens(var_dir: Path) -> None:
-    """Every station token: id, station, created, revoked (the tokens themselves are not kept)."""
+    """Every station token: id, station, scope, created, revoked (tokens are not kept)."""
     from app.auth import service
 
     with database_session(var_dir) as session:
@@ -179,7 +187,7 @@ def list_tokens(var_dir: Path) -> None:
     for row in rows:
         revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
         created = f"{row.created_at:%Y-%m-%d %H:%M}"
-        click.echo(f"{row.id:>5}  {row.station:<24} created {created}  {revoked}")
+        click.echo(f"{row.id:>5}  {row.station:<24} {row.scope:<9}  created {created}  {revoked}")
 
 
 @tokens.command("revoke")

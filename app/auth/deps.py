@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
@@ -24,10 +25,22 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SESSION_COOKIE = "session"
 
 
-def require_station(
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling the station API: a station, or the site's warehouse system."""
+
+    station: str
+    scope: str  # station | warehouse (app.auth.tables.TOKEN_SCOPES)
+
+    @property
+    def reads_all(self) -> bool:
+        return self.scope == "warehouse"
+
+
+def require_caller(
     session: SessionDep, authorization: Annotated[str | None, Header()] = None
-) -> str:
-    """The station name behind a valid `Authorization: Bearer <station token>` header."""
+) -> Caller:
+    """The token behind a valid `Authorization: Bearer <station token>` header."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(
@@ -35,14 +48,27 @@ def require_station(
             "missing station token: send 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    station = service.station_for_token(session=session, token=token.strip())
-    if station is None:
+    row = service.token_for(session=session, token=token.strip())
+    if row is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "the station token is not valid or was revoked",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return station
+    return Caller(station=row.station, scope=row.scope)
+
+
+CallerDep = Annotated[Caller, Depends(require_caller)]
+
+
+def require_station(caller: CallerDep) -> str:
+    """The station behind a token that may send photos; a warehouse token only reads."""
+    if caller.reads_all:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "a warehouse token only reads inspections; send photos with a station's token",
+        )
+    return caller.station
 
 
 StationDep = Annotated[str, Depends(require_station)]

@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.auth.tables import LANGUAGES, ROLES, AuditEvent, StationToken, User
+from app.auth.tables import LANGUAGES, ROLES, TOKEN_SCOPES, AuditEvent, StationToken, User
 from app.db import utcnow
 
 _hasher = PasswordHasher()
@@ -78,28 +78,40 @@ def get_user(*, session: Session, user_id: int) -> User | None:
     return user if user is not None and user.is_active else None
 
 
-def create_station_token(*, session: Session, station: str, actor_id: int | None = None) -> str:
-    """Create a token for a station and return it; only its hash is stored."""
+def create_station_token(
+    *, session: Session, station: str, actor_id: int | None = None, scope: str = "station"
+) -> str:
+    """Create a token for a station (or, with scope "warehouse", for the site's warehouse
+    system, which reads every station's inspections) and return it; only its hash is stored."""
     station = station.strip()
     # "/" separates a station from its cameras (app.inspections.service.recorded_station).
     if not station or len(station) > 100 or "/" in station:
         raise InvalidInput("station", "a station name is 1-100 characters, without '/'")
+    if scope not in TOKEN_SCOPES:
+        raise InvalidInput(
+            "scope", f"unknown scope {scope!r}; choose one of {', '.join(TOKEN_SCOPES)}"
+        )
     token = "lst_" + secrets.token_urlsafe(32)
-    row = StationToken(station=station, token_hash=hash_token(token))
+    row = StationToken(station=station, token_hash=hash_token(token), scope=scope)
     session.add(row)
     session.flush()
     record(session=session, actor_id=actor_id, action="token.create",
-           subject=f"station_token:{row.id}", station=station)  # fmt: skip
+           subject=f"station_token:{row.id}", station=station, scope=scope)  # fmt: skip
     return token
 
 
-def station_for_token(*, session: Session, token: str) -> str | None:
-    """The station a valid, unrevoked token belongs to, or None."""
-    row = session.scalar(
+def token_for(*, session: Session, token: str) -> StationToken | None:
+    """The valid, unrevoked token row this token is, or None."""
+    return session.scalar(
         select(StationToken).where(
             StationToken.token_hash == hash_token(token), StationToken.revoked_at.is_(None)
         )
     )
+
+
+def station_for_token(*, session: Session, token: str) -> str | None:
+    """The station a valid, unrevoked token belongs to, or None."""
+    row = token_for(session=session, token=token)
     return row.station if row else None
 
 

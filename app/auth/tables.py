@@ -17,6 +17,9 @@ LANGUAGES = ("en", "ko")
 # Which labels the review page prints on its keys; the keys themselves are physical
 # positions (KeyboardEvent.code), so they work whatever the layout (app.review.keys).
 KEYBOARD_LAYOUTS = ("qwerty", "azerty", "qwertz")
+# What a station token may do: a station's sends photos and reads its own inspections; the
+# site's warehouse system reads every station's and sends nothing.
+TOKEN_SCOPES = ("station", "warehouse")
 
 
 class User(Base):
@@ -46,10 +49,12 @@ class StationToken(Base):
     """Only a hash of the token is stored; the token itself is shown once, at creation."""
 
     __tablename__ = "station_token"
+    __table_args__ = (CheckConstraint(f"scope IN {TOKEN_SCOPES}", name="scope"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     station: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(20), default="station", server_default="station")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -136,6 +136,14 @@ class InspectionOut(BaseModel):
         )
 
 
+class InspectionPage(BaseModel):
+    """A page of inspections in the listing's order (app.inspections.listing)."""
+
+    items: list[InspectionOut]
+    # Where to continue: send it as `after` (null only when nothing was listed yet).
+    next: str | None
+
+
 def _outcome(
     inspection: Inspection, decision: Decision | None, positions: dict[int, int]
 ) -> OutcomeOut | None:

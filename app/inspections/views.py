@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Header, HTTPException, Request, Response, UploadFile
+from fastapi import (
+    APIRouter,
+    File,
+    Form,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+)
 
-from app.auth.deps import StationDep
+from app.auth.deps import CallerDep, StationDep
 from app.config import Settings
 from app.db import SessionDep
 from app.deps import SettingsDep, StoreDep
-from app.inspections import service
-from app.inspections.schemas import Created, InspectionOut
+from app.inspections import listing, service
+from app.inspections.schemas import Created, InspectionOut, InspectionPage
 from app.inspections.validation import CheckedImage, InvalidImage, check_image
 from app.spec import API, api
 
@@ -73,7 +83,7 @@ def _read_images(images: list[UploadFile], settings: Settings) -> list[CheckedIm
     response_model=Created,
     responses={
         200: {"model": Created, "description": "A repeat: the inspection already made from it."},
-        **api(403, 413, 415),
+        **api(403, 413, 415),  # 403: a warehouse token, which only reads
     },
 )
 def create_inspection(
@@ -118,14 +128,49 @@ def create_inspection(
     )
 
 
+@router.get("/inspections", response_model=InspectionPage)
+def list_inspections(
+    session: SessionDep,
+    caller: CallerDep,
+    after: Annotated[
+        str | None, Query(max_length=500, description="the `next` of the page before")
+    ] = None,
+    status: Annotated[
+        Literal["decided", "queued", "inferring", "routed", "all"],
+        Query(description="decided: in decision order; the others: in creation order"),
+    ] = "decided",
+    limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = listing.DEFAULT_LIMIT,
+) -> InspectionPage:
+    """A page of inspections for a system that polls: send `next` as `after` for the next.
+
+    A station's token lists its own station's items; a warehouse token every station's."""
+    try:
+        position = listing.decode_cursor(status, after) if after else None
+    except listing.BadCursor as exc:
+        raise HTTPException(400, str(exc)) from exc
+    found = listing.page(
+        session=session,
+        status=status,
+        after=position,
+        station=None if caller.reads_all else caller.station,
+        limit=limit,
+    )
+    return InspectionPage(
+        items=[InspectionOut.of(inspection, decision) for inspection, decision in found.items],
+        next=listing.encode_cursor(status, found.next) if found.next else None,
+    )
+
+
 @router.get("/inspections/{inspection_id}", response_model=InspectionOut, responses=api(404))
 def get_inspection(
-    inspection_id: uuid.UUID, session: SessionDep, station: StationDep
+    inspection_id: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> InspectionOut:
     """The state, route and regions of one inspection."""
     inspection = service.get(session=session, inspection_id=inspection_id)
     # Another station's item reads as missing: its existence is not this token's business.
-    if inspection is None or not service.belongs_to(inspection, station):
+    if inspection is None or not (
+        caller.reads_all or service.belongs_to(inspection, caller.station)
+    ):
         raise HTTPException(404, f"no inspection {inspection_id}")
     decision = service.decision_in_effect(session=session, inspection_id=inspection.id)
     return InspectionOut.of(inspection, decision)

@@ -83,6 +83,21 @@ def test_station_tokens_are_shown_once_work_and_can_be_revoked(client, db_sessio
     assert client.post("/api/v1/inspections", headers=api).status_code == 401
 
 
+def test_an_admin_creates_a_warehouse_token_that_only_reads(client, db_session):
+    add_user(db_session, role="admin")
+    token = log_in(client, "admin-en")
+    form = {"station": "wms", "scope": "warehouse", "csrf_token": token}
+    created = client.post("/admin/tokens", data=form)
+    warehouse_token = re.search(r'<code class="token">(lst_[^<]+)</code>', created.text).group(1)
+    assert db_session.scalar(select(StationToken.scope)) == "warehouse"
+    assert "Warehouse system" in client.get("/admin/tokens").text
+    api = {"Authorization": f"Bearer {warehouse_token}"}
+    assert client.get("/api/v1/inspections", headers=api).status_code == 200
+    assert client.post("/api/v1/inspections", headers=api).status_code == 403
+    form["scope"] = "everything"
+    assert client.post("/admin/tokens", data=form).status_code == 400
+
+
 def test_the_command_line_manages_users_and_tokens(database_url, committed_db, monkeypatch):
     monkeypatch.setenv("LOUPE_DATABASE_URL", database_url)
     runner = CliRunner()
@@ -125,3 +140,5 @@ def test_the_command_line_manages_users_and_tokens(database_url, committed_db, m
     loupe("tokens", "revoke", token_id)
     assert "revoked" in loupe("tokens", "list")
     assert runner.invoke(main, ["tokens", "revoke", token_id]).exit_code == 1
+    assert loupe("tokens", "create", "wms", "--warehouse").startswith("lst_")
+    assert re.search(r"wms\s+warehouse\s+created", loupe("tokens", "list"))

@@ -41,6 +41,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("MOUNT", "/static"): PUBLIC,
     ("POST", "/api/v1/inspections"): STATION,
     ("GET", "/api/v1/inspections/{inspection_id}"): STATION,
+    ("GET", "/api/v1/inspections"): STATION,
     ("GET", "/"): ANY_USER,
     ("GET", "/photos/{photo_id}"): ANY_USER,
     ("GET", "/review"): REVIEWERS,
