@@ -140,6 +140,7 @@ class Chaos:
         self.stack: Stack | None = None
         self.given_up: tuple[str, object] | None = None
         self._stop_supervising = threading.Event()
+        self._log = log.open("a")  # every child's lines, prefixed with its name
         self._supervisor: threading.Thread | None = None
 
     def start(self, models: tuple[Path, Path] | None) -> Stack:
@@ -157,7 +158,7 @@ class Chaos:
                 classifier_uri=str(classifier) if classifier else None,
                 secret_key="chaos-secret-key",
                 env={**STACK_SETTINGS, **self.options.env},
-                output=self.log_path.open("a"),
+                output=self._log,
             )
         )
         self.stack.start()
@@ -177,6 +178,7 @@ class Chaos:
             self.stack.stop()
         self.redis.stop()
         self.postgres.stop()
+        self._log.close()
 
     def break_(self, name: str) -> str:
         """Cause fault `name`; returns what was done, in words."""
@@ -339,7 +341,10 @@ def _count_failures(engine: Engine, faults: list[Fault]) -> None:
     """Items whose inference failed for good, counted against the fault before them."""
     with engine.connect() as conn:
         failed = conn.scalars(
-            text("SELECT routed_at FROM inspection WHERE inference_error IS NOT NULL")
+            text(
+                "SELECT routed_at FROM inspection "
+                "WHERE inference_error IS NOT NULL AND routed_at IS NOT NULL"
+            )
         ).all()
     for i, fault in enumerate(faults):
         end = faults[i + 1].at if i + 1 < len(faults) else None
