@@ -40,3 +40,14 @@ def database_session(var_dir: Path) -> Iterator[Any]:
             yield session
     finally:
         engine.dispose()
+
+
+def settings_and_store(var_dir: Path) -> tuple[Any, Any]:
+    """The settings (with the command's --var-dir) and the object store they name."""
+    from app.config import get_settings
+    from app.storage import make_store
+
+    settings = get_settings()
+    if settings.var_dir != var_dir:
+        settings = settings.model_copy(update={"var_dir": var_dir})
+    return settings, make_store(settings)

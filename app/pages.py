@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 from starlette.templating import Jinja2Templates
@@ -90,3 +90,17 @@ def render(
     # The same URL answers with a page or a fragment; caches must keep them apart.
     response.headers.append("Vary", "HX-Request")
     return response
+
+
+def stored_image(data: bytes, media_type: str) -> Response:
+    """An image whose URL always means the same bytes (photos are content-addressed, a
+    snapshot's crops are cut from hash-checked photos): cached for a year, and sandboxed so
+    that a file posing as an image can run nothing."""
+    return Response(
+        data,
+        media_type=media_type,
+        headers={
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )

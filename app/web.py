@@ -45,7 +45,7 @@ from app.i18n import translator
 from app.inspections.tables import Photo
 from app.inspections.views import router as inspections_router
 from app.instructions.views import router as instructions_router
-from app.pages import ROOT, language_for, render
+from app.pages import ROOT, language_for, render, stored_image
 from app.registry.views import router as models_router
 from app.review.keys_views import router as review_keys_router
 from app.review.lead_views import router as review_lead_router
@@ -98,15 +98,7 @@ def photo(photo_id: RowId, session: SessionDep, user: CurrentUser, store: StoreD
     # Only raster images go out under their own type; anything else (SVG can carry script)
     # is served as a download.
     raster = row.content_type.startswith("image/") and "svg" not in row.content_type
-    return Response(
-        data,
-        media_type=row.content_type if raster else "application/octet-stream",
-        headers={
-            # Object keys are content hashes and photo rows never change.
-            "Cache-Control": "private, max-age=31536000, immutable",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
-    )
+    return stored_image(data, row.content_type if raster else "application/octet-stream")
 
 
 # --- errors ---------------------------------------------------------------------------------

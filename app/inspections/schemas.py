@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from app.inspections.tables import Inspection
-from app.review.tables import Decision
+from app.inspections.tables import Inspection, Region
+from app.review.tables import Decision, DecisionRegion
 
 
 class Created(BaseModel):
@@ -155,13 +155,7 @@ def _outcome(
             model_verdict=decision.model_verdict,
             is_audit=decision.is_audit,
             regions=[
-                FinalRegionOut(
-                    photo=positions[r.photo_id],
-                    box=BoxOut(x1=r.x1, y1=r.y1, x2=r.x2, y2=r.y2),
-                    defect_type=r.defect_type,
-                    severity=r.severity,
-                    source="inspector",
-                )
+                _final(r, positions, "inspector")
                 for r in decision.regions
                 if r.outcome != "not_defect" and r.defect_type != "normal"
             ],
@@ -176,14 +170,23 @@ def _outcome(
         model_verdict=inspection.verdict,
         is_audit=False,
         regions=[
-            FinalRegionOut(
-                photo=positions[r.photo_id],
-                box=BoxOut(x1=r.x1, y1=r.y1, x2=r.x2, y2=r.y2),
-                defect_type=r.defect_type,
-                severity=r.severity,
-                source="model",
-            )
-            for r in inspection.regions
-            if r.defect_type != "normal"
+            _final(r, positions, "model") for r in inspection.regions if r.defect_type != "normal"
         ],
+    )
+
+
+Source = Literal["model", "inspector"]
+
+
+def _final(
+    region: Region | DecisionRegion, positions: dict[int, int], source: Source
+) -> FinalRegionOut:
+    """A model's region or an inspector's answer: both have a photo, a box, a type and a
+    severity."""
+    return FinalRegionOut(
+        photo=positions[region.photo_id],
+        box=BoxOut(x1=region.x1, y1=region.y1, x2=region.x2, y2=region.y2),
+        defect_type=region.defect_type,
+        severity=region.severity,
+        source=source,
     )

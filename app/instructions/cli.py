@@ -12,21 +12,11 @@ from typing import Any
 
 import click
 
-from app.cli_options import database_session, var_dir_option
+from app.cli_options import database_session, settings_and_store, var_dir_option
 from app.instructions.kinds import KIND_NAMES, KINDS
 from app.instructions.wording import DEFAULT_VERSION
 from models.taxonomy import LANGUAGES
 from models.training.balance import MIN_SHARE
-
-
-def _settings_and_store(var_dir: Path) -> tuple[Any, Any]:
-    from app.config import get_settings
-    from app.storage import make_store
-
-    settings = get_settings()
-    if settings.var_dir != var_dir:
-        settings = settings.model_copy(update={"var_dir": var_dir})
-    return settings, make_store(settings)
 
 
 def _split(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -133,7 +123,7 @@ def build(
     options = BuildOptions(kinds=_split(kinds, KINDS, "--types"),
                            languages=_split(languages, LANGUAGES, "--languages"),
                            min_share=min_share)  # fmt: skip
-    settings, store = _settings_and_store(var_dir)
+    settings, store = settings_and_store(var_dir)
     with database_session(var_dir) as session:
         try:
             result = build_snapshot(
@@ -182,7 +172,7 @@ def export(out: Path, ident: str | None, images: Path | None, var_dir: Path) -> 
     )
     from app.learning.photos import PhotoChanged
 
-    _, store = _settings_and_store(var_dir)
+    _, store = settings_and_store(var_dir)
     with database_session(var_dir) as session:
         try:
             snapshot = find_snapshot(session=session, ident=ident)

@@ -31,7 +31,7 @@ from app.instructions.snapshots import (
 )
 from app.instructions.tables import InstructionSnapshot
 from app.learning.photos import PhotoChanged
-from app.pages import render
+from app.pages import render, stored_image
 from app.spec import ROLE_PAGE, SEE_OTHER, page
 from app.storage import ObjectNotFound, ObjectStore
 from models.taxonomy import load_taxonomy
@@ -180,15 +180,7 @@ def crop(
         data = crop_png(manifest, found, store)
     except (ObjectNotFound, PhotoChanged) as exc:
         raise HTTPException(404, f"crop {crop_id}'s photo is gone or changed") from exc
-    return Response(
-        data,
-        media_type="image/png",
-        headers={
-            # A snapshot's crops never change: its photos are checked against their hashes.
-            "Cache-Control": "private, max-age=31536000, immutable",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
-    )
+    return stored_image(data, "image/png")
 
 
 @router.post(PATH + "/exclude", name="ml_instructions_exclude", **SEE_OTHER, responses=page(404))

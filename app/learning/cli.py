@@ -16,21 +16,11 @@ from typing import Any
 
 import click
 
-from app.cli_options import database_session, var_dir_option
+from app.cli_options import database_session, settings_and_store, var_dir_option
 from app.learning.tables import DatasetSnapshot, TrainingRun
 from app.registry.tables import ModelVersion
 
 POLL_S = 1.0
-
-
-def _settings_and_store(var_dir: Path) -> tuple[Any, Any]:
-    from app.config import get_settings
-    from app.storage import make_store
-
-    settings = get_settings()
-    if settings.var_dir != var_dir:
-        settings = settings.model_copy(update={"var_dir": var_dir})
-    return settings, make_store(settings)
 
 
 @click.group(invoke_without_command=True)
@@ -62,7 +52,7 @@ def _start(var_dir: Path, start: Any = None) -> int:
     from app.learning.report import run_lines
 
     start = start or runs.start_run
-    settings, store = _settings_and_store(var_dir)
+    settings, store = settings_and_store(var_dir)
     with database_session(var_dir) as session:
         try:
             run = start(session=session, store=store, settings=settings, trigger="cli")
@@ -270,7 +260,7 @@ def few_shot(
             known = ", ".join(counts)
             raise click.UsageError(f"--type wants TYPE=N with a type of {known}; not {item!r}")
         counts[answer] = int(number)
-    _, store = _settings_and_store(var_dir)
+    _, store = settings_and_store(var_dir)
     try:
         with database_session(var_dir) as session:
             examples = pick_examples(session=session, store=store, counts=counts)
