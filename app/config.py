@@ -186,6 +186,27 @@ class Settings(BaseSettings):
     classifier_eval_max_crops: int = Field(1000, ge=1)
     classifier_eval_min_crops: int = Field(50, ge=1)
     classifier_eval_batch_size: int = Field(8, ge=1)
+    # Instruction tuning of the classifier (app.learning.tuning, models/tuning): a LoRA
+    # adapter on the champion's weights, trained on an instruction snapshot's examples.
+    # Small defaults that finish on a CPU; a GPU site raises the steps.
+    tune_kinds: str = "A,B,C,D"
+    tune_min_examples: int = Field(200, ge=1)
+    tune_steps: int = Field(200, ge=1)
+    tune_batch_size: int = Field(8, ge=1)
+    tune_lr: float = Field(2e-4, gt=0)
+    tune_rank: int = Field(16, ge=1)
+    tune_seed: int = 0
+    # A tuned candidate is judged on the frozen test set's crops only (it has seen the rest),
+    # at least this many; and it may not call more than this many normal crops in 1,000 a
+    # defect (the seed's measure: 88 after facts-only tuning, 17 after all four kinds).
+    tune_min_test_crops: int = Field(50, ge=1)
+    gate_max_false_positives_per_1000: float = Field(50.0, ge=0.0, le=1000.0)
+    # Beat's classifier check (app.learning.trigger): tune when, among the verified regions
+    # of the window, the classifier named the wrong type too often or called too many
+    # normal crops defects, once this many verified crops are new since the last tuning.
+    tune_trigger_min_new_crops: int = Field(500, ge=1)
+    tune_trigger_max_error_rate: float = Field(0.10, ge=0.0, le=1.0)
+    tune_trigger_max_false_positives_per_1000: float = Field(50.0, ge=0.0, le=1000.0)
 
     @property
     def routing(self) -> RoutingPolicy:
@@ -214,6 +235,14 @@ class Settings(BaseSettings):
         bad = [k for k in (k.strip() for k in v.split(",")) if k and not TAG_KEY.fullmatch(k)]
         if bad:
             raise ValueError(f"LOUPE_REVIEW_TAGS: tags are keys like white_fabric, not {bad}")
+        return v
+
+    @field_validator("tune_kinds")
+    @classmethod
+    def _instruction_kinds(cls, v: str) -> str:
+        kinds = [k.strip().upper() for k in v.split(",") if k.strip()]
+        if not kinds or any(k not in ("A", "B", "C", "D") for k in kinds):
+            raise ValueError(f"LOUPE_TUNE_KINDS: kinds are A, B, C and D, e.g. A,B,C,D; not {v!r}")
         return v
 
     @field_validator("site_timezone")

@@ -11,6 +11,7 @@ from __future__ import annotations
 RUN_INFERENCE = "loupe.run_inference"
 TRAIN_DETECTOR = "loupe.train_detector"
 EVALUATE_CLASSIFIER = "loupe.evaluate_classifier"
+TUNE_CLASSIFIER = "loupe.tune_classifier"
 
 # Sent by beat (workers/schedule.py).
 SWEEP_STUCK_INSPECTIONS = "loupe.sweep_stuck_inspections"

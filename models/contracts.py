@@ -191,9 +191,11 @@ class InferenceClient(Protocol):
 class ModelPair:
     """The models of one arm: a detector (or "" to run classifier-only) and a classifier,
     with its prompt version ("" for the app's default) and calibration temperature: both
-    are part of the model version."""
+    are part of the model version. A tuned classifier is its base (`classifier_uri`) plus
+    a LoRA adapter (`adapter_uri`, models/tuning; "" for the base alone)."""
 
     detector_uri: str
     classifier_uri: str
     prompt_version: str = ""
     temperature: float = 1.0
+    adapter_uri: str = ""

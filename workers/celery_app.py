@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from app.config import get_settings
-from app.task_names import EVALUATE_CLASSIFIER, TRAIN_DETECTOR
+from app.task_names import EVALUATE_CLASSIFIER, TRAIN_DETECTOR, TUNE_CLASSIFIER
 from workers.schedule import BEAT_SCHEDULE
 
 settings = get_settings()
@@ -14,7 +14,7 @@ settings = get_settings()
 # `trainer`) and a long run never holds a slot that inspections are waiting for.
 INFERENCE_QUEUE = "celery"  # Celery's default queue: everything else
 TRAINING_QUEUE = "training"
-TRAINING_TASKS = (TRAIN_DETECTOR, EVALUATE_CLASSIFIER)
+TRAINING_TASKS = (TRAIN_DETECTOR, EVALUATE_CLASSIFIER, TUNE_CLASSIFIER)
 
 celery = Celery(
     "loupe",

@@ -18,10 +18,11 @@ apart. Nothing else could calibrate a champion that came from configuration.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,13 @@ from sqlalchemy.orm import Session
 from app.config import Settings, get_settings
 from app.db import session_scope
 from app.learning import run_steps, runs
-from app.learning.crops import load_crops
+from app.learning.crops import evaluated_on, load_crops
 from app.learning.progress import RunAbandoned
 from app.learning.rules import classifier_gate_rules
 from app.learning.snapshot import load_manifest
 from app.learning.tables import DatasetSnapshot, TrainingRun
 from app.policy.problems import Problem
-from app.policy.promotion import gate
+from app.policy.promotion import GateResult, gate
 from app.registry.experiments import content_hash
 from app.registry.service import get_alias, running_experiment
 from app.registry.serving import registered_temperature
@@ -66,9 +67,13 @@ class Candidate:
     uri: str
     prompt_version: str
     calibrate: bool = False  # the champion as it is, for its temperature only
+    # A tuned classifier's LoRA adapter on the weights at `uri` (app.learning.tuning).
+    adapter_uri: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         values: dict[str, Any] = {"uri": self.uri, "prompt_version": self.prompt_version}
+        if self.adapter_uri:
+            values["adapter_uri"] = self.adapter_uri
         return values | {"calibrate": True} if self.calibrate else values
 
 
@@ -76,7 +81,8 @@ def champion_classifier(session: Session, settings: Settings) -> Candidate | Non
     """What serves now: the registry's champion, else the configured classifier."""
     champion = get_alias(session=session, alias="champion", kind=KIND)
     if champion is not None:
-        return Candidate(champion.uri, champion.prompt_version or settings.prompt_version)
+        return Candidate(champion.uri, champion.prompt_version or settings.prompt_version,
+                         adapter_uri=champion.adapter_uri or "")  # fmt: skip
     if settings.classifier_uri:
         return Candidate(settings.classifier_uri, settings.prompt_version)
     return None
@@ -105,7 +111,10 @@ def candidate_for(
             "give the candidate's weights: there is no champion classifier to start from",
         )
     if calibrate:
-        return Candidate(champion.uri, champion.prompt_version, calibrate=True)  # type: ignore[union-attr]
+        assert champion is not None  # checked above: calibrating names no weights
+        return replace(champion, calibrate=True)
+    # New prompts on the champion keep its adapter; other weights come without one.
+    adapter_uri = champion.adapter_uri if champion and not uri else ""
     uri = uri or champion.uri  # type: ignore[union-attr]
     prompt_version = prompt_version or (champion.prompt_version if champion else "")
     prompt_version = prompt_version or settings.prompt_version
@@ -116,7 +125,7 @@ def candidate_for(
             "prompts", f"prompt version {prompt_version!r} cannot be used: {exc}",
             version=prompt_version, error=str(exc),
         ) from None  # fmt: skip
-    return Candidate(uri, prompt_version)
+    return Candidate(uri, prompt_version, adapter_uri=adapter_uri)
 
 
 def start_classifier_run(
@@ -145,9 +154,11 @@ def start_classifier_run(
     shown = example_crops(candidate.prompt_version)
     if champion is not None:
         shown |= example_crops(champion.prompt_version)
+    # A tuned classifier has trained on every verified crop but the frozen test set's.
+    tuned = bool(candidate.adapter_uri or (champion and champion.adapter_uri))
     return runs.start_classifier_run(
         session=session, store=store, settings=settings, candidate=candidate.as_dict(),
-        trigger=trigger, user_id=user_id, exclude_crops=shown,
+        trigger=trigger, user_id=user_id, exclude_crops=shown, frozen_only=tuned,
     )  # fmt: skip
 
 
@@ -171,9 +182,34 @@ def run_classifier_evaluation(
     return run_steps.execute(run_id, settings, lambda: _execute(run_id, settings, store))
 
 
-def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
-    from models.loading import model_version, resolve_model_dir
+@dataclass(frozen=True)
+class Weights:
+    """A candidate's files on this machine: the base directory, the adapter directory (a
+    tuned classifier), the version serving reports for them, and what the registry pins."""
 
+    model_dir: Path
+    adapter_dir: Path | None
+    version: str
+    content_hash: str
+
+
+def local_weights(candidate: Candidate, settings: Settings) -> Weights:
+    """Fetch (or find) the candidate's weights and adapter, checked against their hashes."""
+    from models.loading import model_version, resolve_model_dir
+    from models.tuning.adapter import read_manifest, resolve_adapter_dir, tuned_version
+
+    model_dir = Path(resolve_model_dir(candidate.uri, settings.model_cache))
+    pinned = content_hash(model_dir, candidate.uri, candidate.prompt_version)
+    if not candidate.adapter_uri:
+        return Weights(model_dir, None, model_version(model_dir), pinned)
+    adapter_dir = resolve_adapter_dir(candidate.adapter_uri, settings.model_cache)
+    adapter_hash = read_manifest(adapter_dir)["content_hash"]
+    both = hashlib.sha256(f"{pinned}\0{adapter_hash}".encode()).hexdigest()
+    return Weights(model_dir, adapter_dir, tuned_version(model_version(model_dir), adapter_hash),
+                   both)  # fmt: skip
+
+
+def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
     with session_scope() as session:
         run = session.get(TrainingRun, run_id)
         if run is None or run.kind != KIND or not run.candidate:
@@ -185,29 +221,28 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
         candidate = Candidate(**run.candidate)
         champion = champion_classifier(session, settings)
         served = registered_temperature(get_alias(session=session, alias="champion", kind=KIND))
-    candidate_dir = Path(resolve_model_dir(candidate.uri, settings.model_cache))
-    champion_dir = Path(resolve_model_dir(champion.uri, settings.model_cache)) if champion else None
-    weights = model_version(candidate_dir)
+    ours = local_weights(candidate, settings)
+    theirs = local_weights(champion, settings) if champion else None
     same = (
-        champion_dir is not None and champion is not None
-        and weights == model_version(champion_dir)
+        theirs is not None and champion is not None
+        and ours.version == theirs.version
         and candidate.prompt_version == champion.prompt_version
     )  # fmt: skip
-    refusal = _refusal(candidate, same, weights)
+    refusal = _refusal(candidate, same, ours.version)
     if refusal:
         with session_scope() as session:
             runs.refuse_run(session=session, run_id=run_id, reasons=[refusal])
         return "refused"
     run_steps.phase(run_id, "loading")
     crops = load_crops(manifest, store)
-    compared = champion_dir is not None and not candidate.calibrate
-    progress = _Progress(run_id, len(crops) * (2 if compared else 1),
+    compared = theirs is not None and not candidate.calibrate
+    progress = Progress(run_id, len(crops) * (2 if compared else 1),
                          settings.retrain_progress_every_s)  # fmt: skip
     # A calibration is measured as the champion serves, so its fit scales on top of that.
     temperature = (served or 1.0) if candidate.calibrate else 1.0
-    metrics = _measure(candidate_dir, candidate.prompt_version, crops, settings, progress, 0,
-                       temperature=temperature)  # fmt: skip
-    metrics["evaluated_on"] = "verified_crops"
+    metrics = measure(ours, candidate.prompt_version, crops, settings, progress, 0,
+                      temperature=temperature)  # fmt: skip
+    metrics["evaluated_on"] = evaluated_on(manifest)
     baseline: dict[str, Any] = {}
     if candidate.calibrate:
         baseline = {k: v for k, v in metrics.items() if k != "evaluated_on"}  # the same model
@@ -215,22 +250,21 @@ def _execute(run_id: int, settings: Settings, store: ObjectStore) -> str:
                        temperature=temperature * metrics["temperature"])  # fmt: skip
     elif compared:
         # The regression check's baseline: the champion on the same crops, measured now.
-        baseline = _measure(champion_dir, champion.prompt_version, crops, settings, progress,  # type: ignore[arg-type, union-attr]
-                            len(crops))  # fmt: skip
+        baseline = measure(theirs, champion.prompt_version, crops, settings, progress,  # type: ignore[arg-type, union-attr]
+                           len(crops))  # fmt: skip
     if baseline and champion is not None:
         baseline.update(uri=champion.uri, prompt_version=champion.prompt_version)
     metrics["baseline"] = baseline
     result = gate(metrics, baseline or None, classifier_gate_rules(settings))
-    passed, reasons = result.passed, result.reasons
     if candidate.calibrate:
         ok, line = calibration_check(metrics)
-        passed, reasons = passed and ok, [*reasons, line]
-    gate_result = {"passed": passed, "reasons": reasons}
+        result = GateResult(result.passed and ok, [*result.reasons, line])
+    gate_result = result.as_dict()
     run_steps.phase(run_id, "registering")
     run_steps.finish_run(
-        run_id, kind=KIND, version=f"{weights}+{candidate.prompt_version}.r{run_id}",
-        uri=candidate.uri,
-        content_hash=content_hash(candidate_dir, candidate.uri, candidate.prompt_version),
+        run_id, kind=KIND, version=f"{ours.version}+{candidate.prompt_version}.r{run_id}",
+        uri=candidate.uri, adapter_uri=candidate.adapter_uri or None,
+        content_hash=ours.content_hash,
         metrics=metrics, gate_result=gate_result,
         run_metrics={**metrics, "candidate": candidate.as_dict()}, snapshot_id=snapshot.id,
         prompt_version=candidate.prompt_version, settings=settings,
@@ -267,25 +301,30 @@ def calibration_check(metrics: dict[str, Any]) -> tuple[bool, str]:
     )
 
 
-def _measure(
-    model_dir: Path,
+def measure(
+    weights: Weights,
     prompt_version: str,
     crops: list[Any],
     settings: Settings,
-    progress: _Progress,
+    progress: Progress,
     offset: int,
     temperature: float = 1.0,
 ) -> dict[str, Any]:
-    """The production classifier (same class, same loading) on every crop."""
+    """The production classifier (same class, same loading, its adapter attached as Serve
+    attaches it) on every crop."""
     from models.classifier import QwenClassifier
     from models.prompts import load_prompts
     from models.training.evaluate_classifier import evaluate_classifier
+    from models.tuning import load_tuned_classifier
 
-    classifier = QwenClassifier.load(
-        model_dir, language=settings.classifier_language,
-        prompts=load_prompts(prompt_version), device=settings.retrain_device,
-        temperature=temperature,
-    )  # fmt: skip
+    options: dict[str, Any] = {
+        "language": settings.classifier_language, "prompts": load_prompts(prompt_version),
+        "device": settings.retrain_device, "temperature": temperature,
+    }  # fmt: skip
+    if weights.adapter_dir is not None:
+        classifier = load_tuned_classifier(weights.model_dir, weights.adapter_dir, **options)
+    else:
+        classifier = QwenClassifier.load(weights.model_dir, **options)
     measured = evaluate_classifier(
         classifier.classify, crops, batch_size=settings.classifier_eval_batch_size,
         on_batch=lambda done, _total: progress(offset + done),
@@ -295,7 +334,7 @@ def _measure(
     return values
 
 
-class _Progress:
+class Progress:
     """Crops evaluated so far, written at most every `every_s` (and at the end)."""
 
     def __init__(self, run_id: int, total: int, every_s: float,

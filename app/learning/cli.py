@@ -84,7 +84,8 @@ def _follow(var_dir: Path, run_id: int) -> int:
             run, snapshot, version = _read(var_dir, run_id)
             if run.total_steps and bar.total != run.total_steps:
                 bar.total = run.total_steps
-            bar.unit = "crop" if run.kind == "classifier" else "step"
+            # Training reports steps; judging a classifier reports crops.
+            bar.unit = "crop" if run.phase == "evaluating" else "step"
             bar.set_description(f"run {run_id} {run.phase}")
             bar.n = run.step
             if run.loss is not None:
@@ -135,25 +136,50 @@ def _lineage(session: Any, run: TrainingRun) -> tuple[Any, Any]:
     is_flag=True,
     help="Fit the champion's temperature on the verified crops, changing nothing else.",
 )
-@click.option("--wait", is_flag=True, help="Follow the evaluation until it ends.")
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Tune a LoRA adapter on the champion from the inspectors' verified answers.",
+)
+@click.option(
+    "--types",
+    "kinds",
+    default="",
+    help="With --tune: the instruction kinds to tune on, e.g. A or A,B,C,D "
+    "(default: LOUPE_TUNE_KINDS).",
+)
+@click.option("--wait", is_flag=True, help="Follow the run until it ends.")
 @var_dir_option
-def classifier(prompt_version: str, uri: str, calibrate: bool, wait: bool, var_dir: Path) -> None:
-    """Evaluate a classifier candidate (new prompts or weights) on the verified crops, or
-    calibrate the champion (--calibrate).
+def classifier(
+    prompt_version: str, uri: str, calibrate: bool, tune: bool, kinds: str, wait: bool,
+    var_dir: Path,
+) -> None:  # fmt: skip
+    """Evaluate a classifier candidate (new prompts or weights) on the verified crops,
+    calibrate the champion (--calibrate), or instruction-tune it (--tune).
 
     It is gated like a trained detector, registered, and staged as challenger if it
-    passed. The exit code with --wait is 0 only for a candidate that passed its gate.
+    passed. A tuned candidate (a LoRA adapter on the champion's weights, trained on the
+    instruction examples of every verified answer outside the frozen test set) is judged
+    on the frozen test set's crops. The exit code with --wait is 0 only for a candidate
+    that passed its gate.
     """
     from app.learning.classifier import start_classifier_run
+    from app.learning.tuning import start_tuning_run, tune_kinds
 
     def start(**kwargs: Any) -> Any:
+        if tune:
+            return start_tuning_run(kinds=tune_kinds(kinds) if kinds else None, **kwargs)
         return start_classifier_run(
             uri=uri, prompt_version=prompt_version, calibrate=calibrate, **kwargs
         )
 
-    if not (uri or prompt_version or calibrate):
+    if tune and (uri or prompt_version or calibrate):
+        raise click.UsageError("--tune tunes the champion as it serves: give it alone")
+    if kinds and not tune:
+        raise click.UsageError("--types chooses what --tune trains on; give it with --tune")
+    if not (uri or prompt_version or calibrate or tune):
         raise click.UsageError(
-            "give --prompts or --uri, or --calibrate: what should the candidate change?"
+            "give --prompts or --uri, --calibrate or --tune: what should the candidate change?"
         )
     run_id = _start(var_dir, start)
     if wait:

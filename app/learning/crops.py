@@ -5,11 +5,13 @@ a model region the human confirmed, changed or called "not a defect" ("normal"),
 box the human drew. Unlike the detector's samples, "normal" answers count: telling a
 shadow from a stain is half the classifier's job.
 
-The classifier is never trained by the loop (only its prompts and examples change, or
-weights trained elsewhere arrive), so every verified crop is unseen by it. A snapshot
-takes at most `limit` crops in the order of a hash of the answer's id: the same data
-gives the same crops, and nobody's choice of easy crops can flatter a candidate. Once the
-loop fine-tunes the classifier, this must use the frozen test set only.
+A classifier that was never instruction-tuned by the loop (its prompts and examples
+changed, or weights trained elsewhere arrived) has seen no verified crop, and is judged on
+any of them. A tuned one (app.learning.tuning) has been trained on every verified crop
+outside the frozen test set, so it, and any candidate compared with it, is judged on the
+frozen test set's crops only (`frozen_only`). A snapshot takes at most `limit` crops in
+the order of a hash of the answer's id: the same data gives the same crops, and nobody's
+choice of easy crops can flatter a candidate.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.inspections.tables import Photo
 from app.learning.photos import fetch_photo
 from app.learning.snapshot import save_snapshot
-from app.learning.tables import DatasetSnapshot
+from app.learning.tables import DatasetSnapshot, TestSetItem
 from app.review.tables import Decision, DecisionRegion, ReviewTask
 from app.storage import ObjectStore
 from models.contracts import Box
@@ -65,13 +67,16 @@ def hash_order() -> Any:
 
 
 def build_crops_manifest(
-    *, session: Session, limit: int, exclude: Collection[int] = ()
+    *, session: Session, limit: int, exclude: Collection[int] = (), frozen_only: bool = False
 ) -> dict[str, Any]:
     """At most `limit` verified crops, in hash order, as a manifest; `exclude` leaves out
-    crops by id (the few-shot examples the compared prompts show the model)."""
+    crops by id (the few-shot examples the compared prompts show the model), and
+    `frozen_only` keeps the crops of frozen test items only."""
     query = verified_crops().order_by(hash_order()).limit(limit)
     if exclude:
         query = query.where(DecisionRegion.id.not_in(list(exclude)))
+    if frozen_only:
+        query = query.join(TestSetItem, TestSetItem.inspection_id == Decision.inspection_id)
     rows = session.execute(query).all()
     crops = [
         {
@@ -87,7 +92,13 @@ def build_crops_manifest(
         }
         for row in sorted(rows, key=lambda r: r.id)
     ]
-    return {"format": CROPS_FORMAT, "crops": crops}
+    manifest: dict[str, Any] = {"format": CROPS_FORMAT, "crops": crops}
+    return manifest | {"frozen_only": True} if frozen_only else manifest
+
+
+def evaluated_on(manifest: dict[str, Any]) -> str:
+    """What a candidate judged on this crops snapshot was judged on, as metrics say it."""
+    return "frozen_test_crops" if manifest.get("frozen_only") else "verified_crops"
 
 
 def crops_counts(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +118,12 @@ def crops_counts(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def take_crops_snapshot(
-    *, session: Session, store: ObjectStore, limit: int, exclude: Collection[int] = ()
-) -> DatasetSnapshot:
-    manifest = build_crops_manifest(session=session, limit=limit, exclude=exclude)
+    *, session: Session, store: ObjectStore, limit: int, exclude: Collection[int] = (),
+    frozen_only: bool = False,
+) -> DatasetSnapshot:  # fmt: skip
+    manifest = build_crops_manifest(
+        session=session, limit=limit, exclude=exclude, frozen_only=frozen_only
+    )
     return save_snapshot(session=session, store=store, manifest=manifest,
                          counts=crops_counts(manifest), val_share=0.0)  # fmt: skip
 

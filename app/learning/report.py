@@ -11,7 +11,9 @@ from app.learning.tables import DatasetSnapshot, TrainingRun, TriggerCheck
 from app.registry.tables import ModelVersion
 
 HEADLINE = ("map50", "map50_95", "precision", "recall")
-CLASSIFIER_HEADLINE = ("accuracy", "human_agreement", "severity_accuracy", "calibration_error")
+CLASSIFIER_HEADLINE = ("accuracy", "human_agreement", "severity_accuracy", "calibration_error",
+                       "false_positives_per_1000")  # fmt: skip
+CROPS_JUDGED = {"verified_crops": "verified crops", "frozen_test_crops": "frozen test crops"}
 
 
 def refusals(run: TrainingRun, t: Callable[..., str]) -> list[str]:
@@ -35,9 +37,15 @@ def run_lines(
 ) -> list[str]:
     """Everything known about one run, most important first."""
     lines = [f"run {run.id}: {run.status} ({run.phase}), started by {run.trigger}"]
-    if run.kind == "classifier" and run.candidate:
-        lines[0] += (f", classifier candidate {run.candidate.get('uri')} with prompts "
-                     f"{run.candidate.get('prompt_version')}")  # fmt: skip
+    candidate = run.candidate or {}
+    if run.kind == "classifier" and (tune := candidate.get("tune")):
+        kinds = ",".join(tune["kinds"])
+        lines[0] += (f", instruction tuning of {candidate.get('uri')} with prompts "
+                     f"{candidate.get('prompt_version')} on {tune['examples']} examples of "
+                     f"kinds {kinds} (instructions {tune['snapshot']})")  # fmt: skip
+    elif run.kind == "classifier" and candidate:
+        lines[0] += (f", classifier candidate {candidate.get('uri')} with prompts "
+                     f"{candidate.get('prompt_version')}")  # fmt: skip
     lines.append(f"  queued {_when(run.created_at)}, started {_when(run.started_at)}, "
                  f"finished {_when(run.finished_at)}")  # fmt: skip
     if snapshot is not None and run.kind == "classifier":
@@ -65,6 +73,8 @@ def run_lines(
         serves = "may never serve" if version.gate_failed else "may be staged as challenger"
         lines.append(f"  registered {version.kind} {version.version} ({serves})")
         lines.append(f"    {version.uri}")
+        if version.adapter_uri:
+            lines.append(f"    adapter {version.adapter_uri}")
     elif run.model_version_id is not None:
         lines.append(f"  registered model version id {run.model_version_id}")
     return lines
@@ -85,7 +95,7 @@ def progress_text(run: TrainingRun, now: datetime | None = None) -> str:
 
 def metrics_lines(metrics: dict[str, Any]) -> list[str]:
     """The headline numbers, per class AP50, what they were measured on, and the baseline."""
-    if metrics.get("evaluated_on") == "verified_crops":
+    if metrics.get("evaluated_on") in CROPS_JUDGED:
         return classifier_metrics_lines(metrics)
     if metrics.get("evaluated_on") is None and "map50" not in metrics:
         return [f"not evaluated: {metrics.get('note', 'no metrics')}"]
@@ -113,10 +123,19 @@ def metrics_lines(metrics: dict[str, Any]) -> list[str]:
 
 def classifier_metrics_lines(metrics: dict[str, Any]) -> list[str]:
     """A classifier candidate's numbers on the verified crops, per class, and the baseline."""
+    judged = CROPS_JUDGED[metrics.get("evaluated_on", "verified_crops")]
     lines = [
-        f"metrics on {metrics.get('crops', '?')} verified crops: "
-        + ", ".join(f"{name} {_number(metrics.get(name))}" for name in CLASSIFIER_HEADLINE)
+        f"metrics on {metrics.get('crops', '?')} {judged}: "
+        # A run recorded before a measure existed does not show it.
+        + ", ".join(f"{name} {_number(metrics[name])}" for name in CLASSIFIER_HEADLINE
+                    if name in metrics)  # fmt: skip
     ]
+    if tuning := metrics.get("tuning"):
+        lines.append(
+            f"tuning: {tuning['steps']} steps on {tuning['lines']} lines ({tuning['examples']} "
+            f"examples), answer loss {tuning['loss_before']:.4f} -> {tuning['loss_after']:.4f}, "
+            f"{tuning['seconds']:.0f} s on {tuning['device']}"
+        )
     if metrics.get("temperature") is not None:
         lines.append(
             f"calibration: temperature {metrics['temperature']:.3f} (served with the version); "
@@ -141,12 +160,17 @@ def classifier_metrics_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 def check_line(check: TriggerCheck) -> str:
-    """One trigger check on one line: when, the numbers, whether it fired and what followed."""
-    rate = f"{check.disagreements / check.reviewed:.1%}" if check.reviewed else "-"
-    head = (
-        f"{_when(check.checked_at)}  {'FIRED' if check.fired else 'quiet'}  "
-        f"new samples {check.new_verified_samples}, disagreement {rate} of {check.reviewed}"
-    )
+    """One trigger check on one line: when, whose, the numbers, whether it fired and what
+    followed."""
+    head = f"{_when(check.checked_at)}  {'FIRED' if check.fired else 'quiet'}  "
+    if check.kind == "classifier":
+        head += "classifier: " + _classifier_numbers(check.measures or {})
+    else:
+        rate = f"{check.disagreements / check.reviewed:.1%}" if check.reviewed else "-"
+        head += (
+            f"detector: new samples {check.new_verified_samples}, disagreement {rate} of "
+            f"{check.reviewed}"
+        )
     weakest = sorted(check.class_precision.items(), key=lambda item: item[1])[:3]
     if weakest:
         head += ", lowest precision " + ", ".join(
@@ -154,3 +178,13 @@ def check_line(check: TriggerCheck) -> str:
         )
     tail = [*check.reasons, check.note] if check.fired else []
     return head + "".join(f"\n    {line}" for line in tail if line)
+
+
+def _classifier_numbers(measures: dict[str, Any]) -> str:
+    errors, per_1000 = measures.get("error_rate"), measures.get("false_positives_per_1000")
+    return (
+        f"new crops {measures.get('new_verified_crops', 0)}, classification errors "
+        f"{'-' if errors is None else f'{errors:.1%}'} of {measures.get('judged_regions', 0)}, "
+        f"false positives {'-' if per_1000 is None else f'{per_1000:.1f}'} per 1,000 of "
+        f"{measures.get('normal_regions', 0)} normal"
+    )

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from app.config import Settings
 from app.policy.promotion import GateRules
-from app.policy.retrain import DatasetRules, TriggerRules
+from app.policy.retrain import ClassifierTriggerRules, DatasetRules, TriggerRules
 
 
 def trigger_rules(settings: Settings) -> TriggerRules:
@@ -15,6 +15,14 @@ def trigger_rules(settings: Settings) -> TriggerRules:
         max_disagreement=settings.retrain_max_disagreement,
         min_class_precision=settings.retrain_min_class_precision,
         min_class_support=settings.retrain_min_class_support,
+    )
+
+
+def tune_trigger_rules(settings: Settings) -> ClassifierTriggerRules:
+    return ClassifierTriggerRules(
+        min_new_crops=settings.tune_trigger_min_new_crops,
+        max_error_rate=settings.tune_trigger_max_error_rate,
+        max_false_positives_per_1000=settings.tune_trigger_max_false_positives_per_1000,
     )
 
 
@@ -39,6 +47,9 @@ def classifier_gate_rules(settings: Settings) -> GateRules:
         },
         max_regression=settings.gate_max_regression,
         compared=("accuracy", "human_agreement", "severity_accuracy"),
+        # The regression allowance in the measure's own unit: 0.02 of the crops is 20 in 1,000.
+        maximums={"false_positives_per_1000": settings.gate_max_false_positives_per_1000},
+        compared_lower={"false_positives_per_1000": 1000.0 * settings.gate_max_regression},
     )
 
 

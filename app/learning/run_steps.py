@@ -64,6 +64,7 @@ def finish_run(
     prompt_version: str | None,
     settings: Settings,
     calibration: bool = False,
+    adapter_uri: str | None = None,
 ) -> None:
     """Register the version and finish the run in one transaction, if the run is still ours;
     a version that passed its gate becomes the challenger in the same transaction (a
@@ -75,7 +76,7 @@ def finish_run(
         row = register_model_version(
             session=session, kind=kind, version=version, uri=uri, content_hash=content_hash,
             metrics=metrics, training_run_id=run_id, snapshot_id=snapshot_id,
-            gate=gate_result, prompt_version=prompt_version,
+            gate=gate_result, prompt_version=prompt_version, adapter_uri=adapter_uri,
         )  # fmt: skip
         now = utcnow()
         run.status, run.phase, run.finished_at, run.heartbeat_at = "succeeded", "done", now, now

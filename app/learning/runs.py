@@ -84,7 +84,7 @@ def start_run(
     again against the detector it fine-tunes. The queued run reaches a worker through the
     outbox, committed with the run.
     """
-    now = _take_slot(session, trigger, now)
+    now = take_slot(session, trigger, now)
     snapshot, manifest = take_snapshot(
         session=session, store=store, val_share=settings.retrain_val_share
     )
@@ -92,7 +92,7 @@ def start_run(
     problems = dataset_problems(
         snapshot.class_counts["train"], snapshot.split_counts["train"], [], dataset_rules(settings)
     )
-    run = _new_run(session, "detector", None, snapshot.id, trigger, user_id, problems, now)
+    run = new_run(session, "detector", None, snapshot.id, trigger, user_id, problems, now)
     if not problems:
         reserve_for_training(session=session, snapshot=snapshot, manifest=manifest)
         session.add(Outbox(task=TRAIN_DETECTOR, payload={"run_id": run.id}, created_at=now))
@@ -108,33 +108,47 @@ def start_classifier_run(
     trigger: str,
     user_id: int | None = None,
     exclude_crops: Collection[int] = (),
+    frozen_only: bool = False,
     now: datetime | None = None,
 ) -> TrainingRun:
-    """Snapshot the verified crops (but `exclude_crops`) and queue the evaluation of a
-    classifier candidate ({"uri", "prompt_version"}, checked by the caller:
-    app.learning.classifier). It takes the same slot as training: both want the
-    accelerator. Refused at once without enough crops. Not committed."""
-    now = _take_slot(session, trigger, now)
+    """Snapshot the verified crops (but `exclude_crops`; of frozen test items only when
+    `frozen_only`) and queue the evaluation of a classifier candidate ({"uri",
+    "prompt_version"}, checked by the caller: app.learning.classifier). It takes the same
+    slot as training: both want the accelerator. Refused at once without enough crops.
+    Not committed."""
+    now = take_slot(session, trigger, now)
     snapshot = take_crops_snapshot(
         session=session, store=store, limit=settings.classifier_eval_max_crops,
-        exclude=exclude_crops,
+        exclude=exclude_crops, frozen_only=frozen_only,
     )  # fmt: skip
     problems = []
     minimum = settings.classifier_eval_min_crops
-    if snapshot.samples < minimum:
+    if frozen_only and snapshot.samples < minimum:
+        problems.append(too_few_test_crops(snapshot.samples, minimum))
+    elif snapshot.samples < minimum:
         problems.append(Problem(
             f"only {snapshot.samples} verified crops to evaluate on; at least {minimum} are "
             "needed (LOUPE_CLASSIFIER_EVAL_MIN_CROPS)",
             "refusal.too_few_crops", count=snapshot.samples, minimum=minimum,
         ))  # fmt: skip
-    run = _new_run(session, "classifier", candidate, snapshot.id, trigger, user_id, problems, now)
+    run = new_run(session, "classifier", candidate, snapshot.id, trigger, user_id, problems, now)
     if not problems:
         session.add(Outbox(task=EVALUATE_CLASSIFIER, payload={"run_id": run.id}, created_at=now))
     return run
 
 
-def _new_run(
-    session: Session, kind: str, candidate: dict[str, str] | None, snapshot_id: int,
+def too_few_test_crops(count: int, minimum: int) -> Problem:
+    """A tuned classifier has seen every verified crop outside the frozen test set."""
+    return Problem(
+        f"only {count} crops of frozen test items to evaluate on; at least {minimum} are "
+        "needed: a tuned classifier has trained on every other verified crop (freeze more "
+        "with `loupe retrain freeze-test`)",
+        "refusal.too_few_test_crops", count=count, minimum=minimum,
+    )  # fmt: skip
+
+
+def new_run(
+    session: Session, kind: str, candidate: dict[str, Any] | None, snapshot_id: int,
     trigger: str, user_id: int | None, problems: Sequence[str], now: datetime,
 ) -> TrainingRun:  # fmt: skip
     """The run's row: queued, or refused at once with its problems as the reasons."""
@@ -158,7 +172,7 @@ def _new_run(
     return run
 
 
-def _take_slot(session: Session, trigger: str, now: datetime | None) -> datetime:
+def take_slot(session: Session, trigger: str, now: datetime | None) -> datetime:
     """Wait for the training slot's lock; RunInProgress if a run holds the slot."""
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")

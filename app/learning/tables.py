@@ -47,10 +47,17 @@ class TriggerCheck(Base):
     """One look at the retraining trigger, with the numbers it saw, fired or not."""
 
     __tablename__ = "trigger_check"
-    __table_args__ = (Index("trigger_check_checked_at_idx", "checked_at"),)
+    __table_args__ = (
+        Index("trigger_check_checked_at_idx", "checked_at"),
+        CheckConstraint(f"kind IN {RUN_KINDS}", name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Whose check: the detector's (the columns below) or the classifier's (`measures`
+    # holds what it saw beside them); recorded apart, each with its own reasons.
+    kind: Mapped[str] = mapped_column(String(20), default="detector", server_default="detector")
+    measures: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     new_verified_samples: Mapped[int] = mapped_column(Integer)
     reviewed: Mapped[int] = mapped_column(Integer)
     disagreements: Mapped[int] = mapped_column(Integer)
@@ -103,17 +110,26 @@ class TestSetItem(Base):
 
 
 class TrainedItem(Base):
-    """An inspection in the train split of a snapshot that a run was queued to train on
-    (the first such snapshot).
+    """An inspection that a run was queued to train on, with the first snapshot it came
+    from: the train split of a detector's dataset snapshot, or an instruction snapshot a
+    classifier was tuned on (exactly one of the two).
 
     The manifests say the same, but freezing the test set must ask "was this ever trained
     on?" of every candidate item, which one indexed row answers.
     """
 
     __tablename__ = "trained_item"
+    __table_args__ = (
+        CheckConstraint(
+            "(snapshot_id IS NULL) <> (instruction_snapshot_id IS NULL)", name="one_snapshot"
+        ),
+    )
 
     inspection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inspection.id"), primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("dataset_snapshot.id"), index=True)
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshot.id"), index=True)
+    instruction_snapshot_id: Mapped[str | None] = mapped_column(
+        ForeignKey("instruction_snapshot.id")
+    )
 
 
 class TrainingRun(Base):

@@ -175,7 +175,7 @@ def _evaluate(
             )
     metrics["baseline"] = {"uri": init_uri, "version": model_version(init_dir), **baseline}
     result = gate(metrics, baseline or None, gate_rules(settings))
-    return metrics, {"passed": result.passed, "reasons": result.reasons}
+    return metrics, result.as_dict()
 
 
 def _measure(model_dir: str | Path, samples: list[Sample], settings: Settings) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""The retraining trigger: measure from the database, decide (app.policy.retrain), record.
+"""The detector's retraining trigger: measure from the database, decide
+(app.policy.retrain), record. The classifier's is app.learning.tuning_trigger; both record
+`trigger_check` rows, told apart by `kind`.
 
 Beat calls `check` hourly by default. Every check is recorded with the numbers it saw,
 whether it fired and why, and the run it started; a check that fired but started nothing
@@ -16,6 +18,7 @@ The numbers:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -65,6 +68,7 @@ def check(
     decision = should_retrain(data, trigger_rules(settings))
     row = TriggerCheck(
         checked_at=now,
+        kind="detector",
         new_verified_samples=data.new_verified_samples,
         reviewed=data.reviewed,
         disagreements=data.disagreements,
@@ -84,25 +88,48 @@ def check(
     return row
 
 
-def recent_checks(*, session: Session, limit: int = 20) -> list[TriggerCheck]:
-    return list(session.scalars(select(TriggerCheck).order_by(TriggerCheck.id.desc()).limit(limit)))
+def recent_checks(
+    *, session: Session, limit: int = 20, kind: str | None = None
+) -> list[TriggerCheck]:
+    """The newest checks first: both kinds, or the detector's or the classifier's only."""
+    query = select(TriggerCheck).order_by(TriggerCheck.id.desc()).limit(limit)
+    if kind is not None:
+        query = query.where(TriggerCheck.kind == kind)
+    return list(session.scalars(query))
 
 
 def _start_if_free(
     session: Session, settings: Settings, store: ObjectStore, now: datetime
 ) -> tuple[Problem, int | None]:
     """What the check did about a trigger that fired, and the run it started."""
-    # A classifier evaluation trains nothing: it does not delay the detector's retraining.
+    # A classifier run (an evaluation, or a tuning: app.learning.tuning_trigger) does not
+    # delay the detector's retraining.
     last = runs.latest_run(session=session, kind="detector")
-    cooldown = timedelta(seconds=settings.retrain_cooldown_s)
-    if last is not None and not last.is_active and last.created_at > now - cooldown:
-        until = f"{last.created_at + cooldown:%Y-%m-%d %H:%M}"
-        return Problem(f"cooling down after run {last.id} until {until} UTC",
-                       "trigger_note.cooling_down", run=last.id, until=until), None  # fmt: skip
-    try:
-        run = runs.start_run(
+    if (cooling := cooling_down(last, settings, now)) is not None:
+        return cooling, None
+    return start_note(
+        lambda: runs.start_run(
             session=session, store=store, settings=settings, trigger="beat", now=now
         )
+    )
+
+
+def cooling_down(last: TrainingRun | None, settings: Settings, now: datetime) -> Problem | None:
+    """The note of a check that waits out the cooldown after `last`, or None when free.
+
+    An active run is no cooldown: starting says "in progress" instead."""
+    cooldown = timedelta(seconds=settings.retrain_cooldown_s)
+    if last is None or last.is_active or last.created_at <= now - cooldown:
+        return None
+    until = f"{last.created_at + cooldown:%Y-%m-%d %H:%M}"
+    return Problem(f"cooling down after run {last.id} until {until} UTC",
+                   "trigger_note.cooling_down", run=last.id, until=until)  # fmt: skip
+
+
+def start_note(start: Callable[[], TrainingRun]) -> tuple[Problem, int | None]:
+    """Start a run; the note that says what came of it, and the run's id if there is one."""
+    try:
+        run = start()
     except runs.RunInProgress as exc:
         return Problem(str(exc), "trigger_note.run_in_progress", run=exc.run_id), None
     if run.status == "refused":

@@ -50,6 +50,7 @@ def register_model_version(
     snapshot_id: int | None = None,
     gate: dict[str, Any] | None = None,
     prompt_version: str | None = None,
+    adapter_uri: str | None = None,
 ) -> ModelVersion:
     """The row for (kind, version), created once; registering it again is a no-op."""
     if kind not in MODEL_KINDS:
@@ -60,6 +61,7 @@ def register_model_version(
         "snapshot_id": snapshot_id,
         "gate": gate,
         "prompt_version": prompt_version,
+        "adapter_uri": adapter_uri,
     }
     existing = session.scalar(
         select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.version == version)

@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def serving_plan(session: Session) -> dict[str, Any] | None:
-    """deploy()'s model arguments from the aliases and the running experiment, or None."""
+    """deploy()'s model arguments from the aliases and the running experiment, or None.
+
+    A tuned classifier is its base weights (`uri`, the `*classifier_dir`) plus its LoRA
+    adapter (`adapter_uri`, the `*classifier_adapter`, None for plain weights): Serve
+    keeps the base loaded and swaps only the adapter when that is all that changed.
+    """
     champion = {kind: get_alias(session=session, alias="champion", kind=kind)
                 for kind in ("detector", "classifier")}  # fmt: skip
     experiment = running_experiment(session=session)
@@ -33,17 +38,19 @@ def serving_plan(session: Session) -> dict[str, Any] | None:
         plan["detector_dir"] = champion["detector"].uri
     if champion["classifier"] is not None:
         plan["classifier_dir"] = champion["classifier"].uri
+        plan["classifier_adapter"] = champion["classifier"].adapter_uri
         plan["classifier_prompt_version"] = champion["classifier"].prompt_version
         plan["classifier_temperature"] = registered_temperature(champion["classifier"])
     plan.update(challenger_detector_dir=None, challenger_classifier_dir=None,
-                challenger_prompt_version=None, challenger_temperature=None,
-                challenger_share=0.0, experiment="")  # fmt: skip
+                challenger_classifier_adapter=None, challenger_prompt_version=None,
+                challenger_temperature=None, challenger_share=0.0, experiment="")  # fmt: skip
     if experiment is not None:
         classifier = _version(session, experiment.challenger_classifier_id)
         detector = _version(session, experiment.challenger_detector_id)
         plan.update(
             challenger_detector_dir=detector.uri if detector else None,
             challenger_classifier_dir=classifier.uri if classifier else None,
+            challenger_classifier_adapter=classifier.adapter_uri if classifier else None,
             challenger_prompt_version=classifier.prompt_version if classifier else None,
             challenger_temperature=registered_temperature(classifier),
             challenger_share=experiment.challenger_share,

@@ -56,6 +56,9 @@ class ModelVersion(Base):
     snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshot.id"))
     gate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     prompt_version: Mapped[str | None] = mapped_column(String(50))
+    # A tuned classifier: its base weights are `uri`, its LoRA adapter (models/tuning) is
+    # here, and `content_hash` covers both. NULL for every other version.
+    adapter_uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @property

@@ -18,8 +18,10 @@ from app.auth.tables import AuditEvent
 from app.db import SessionDep, utcnow
 from app.deps import SettingsDep, StoreDep, TranslatorDep
 from app.i18n import say
+from app.instructions.kinds import KINDS
 from app.learning import classifier, runs, testset, trigger
 from app.learning.report import CLASSIFIER_HEADLINE, refusals
+from app.learning.tuning import start_tuning_run, tune_kinds
 from app.pages import render
 from app.registry import experiments, service
 from app.registry.tables import ModelAlias, ModelVersion
@@ -69,13 +71,15 @@ def models_page(
             select(ModelVersion).order_by(ModelVersion.id.desc()).limit(MAX_VERSIONS)
         ).all(),
         "aliases": aliases,
-        "checks": trigger.recent_checks(session=session, limit=5),
+        "checks": trigger.recent_checks(session=session, limit=10),
         "test_set_size": testset.size_of_test_set(session=session),
         "test_set_eligible": None,  # counted by ml_test_set_eligible once the page is shown
         "freeze_default": FREEZE_DEFAULT,
         "freeze_max": FREEZE_MAX,
         "prompt_versions": available_versions(),
         "champion_prompts": champion.prompt_version if champion else None,
+        "instruction_kinds": KINDS,
+        "tune_kinds": tune_kinds(settings.tune_kinds),
         "headline": HEADLINE,
         "flash": request.session.pop(FLASH_KEY, None),
     }
@@ -140,6 +144,35 @@ def evaluate_classifier(
     started = "models.calibrate_started" if calibrate else "models.candidate_started"
     return _back(request, t(started, run=run.id, uri=candidate.get("uri"),
                             prompts=candidate.get("prompt_version")))  # fmt: skip
+
+
+@router.post("/ml/classifier/tune", name="ml_tune_classifier", **SEE_OTHER)
+def tune_classifier(
+    request: Request,
+    session: SessionDep,
+    user: MlDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    t: TranslatorDep,
+    kinds: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Queue an instruction-tuning run on the champion (kinds as ticked, else the site's)."""
+    try:
+        chosen = tune_kinds(",".join(kinds)) if kinds else None
+        run = start_tuning_run(session=session, store=store, settings=settings, trigger="page",
+                               user_id=user.id, kinds=chosen)  # fmt: skip
+    except runs.RunInProgress as exc:
+        session.rollback()
+        return _back(request, t("models.run_in_progress", run=exc.run_id))
+    except classifier.BadCandidate as exc:
+        session.rollback()
+        return _back(request, t(f"models.bad_candidate.{exc.reason}", **exc.params))
+    session.commit()
+    if run.status == "refused":
+        return _back(request, t("models.refused", reasons="; ".join(refusals(run, t))))
+    tune = (run.candidate or {}).get("tune", {})
+    return _back(request, t("models.tune_started", run=run.id, kinds=",".join(tune["kinds"]),
+                            examples=tune["examples"]))  # fmt: skip
 
 
 @router.post("/ml/models/promote", name="ml_promote", **SEE_OTHER)

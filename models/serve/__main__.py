@@ -33,6 +33,14 @@ def main(
         "--challenger-classifier-dir", default=env("LOUPE_CHALLENGER_CLASSIFIER_URI")
     )
     parser.add_argument(
+        "--classifier-adapter", default=None,
+        help="a LoRA adapter (directory, file:// or s3:// URI) on --classifier-dir",
+    )  # fmt: skip
+    parser.add_argument(
+        "--challenger-classifier-adapter", default=None,
+        help="a LoRA adapter on --challenger-classifier-dir",
+    )  # fmt: skip
+    parser.add_argument(
         "--challenger-prompt-version", default=env("LOUPE_CHALLENGER_PROMPT_VERSION"),
         help="the challenger classifier's prompts (default: --prompt-version)",
     )  # fmt: skip

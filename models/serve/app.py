@@ -1,11 +1,12 @@
 """The Ray Serve application "inspection": Detector -> crops -> Classifier, behind one ingress.
 
 Each model deployment batches requests with `@serve.batch`; the batch size and wait, the
-model directory and the thresholds live in `user_config`, so `reconfigure()` changes them
-(and swaps a model version) on running replicas without a redeploy. The champion and,
-during an experiment, a challenger are loaded side by side; the ingress picks the arm per
-inspection (models/arms.py) and its share is `user_config` too. An arm without a detector
-runs classifier-only (cold start). Deployment code lives in models/serve/deployments.py.
+model directory (and a tuned classifier's LoRA adapter) and the thresholds live in
+`user_config`, so `reconfigure()` changes them (and swaps a model version or an adapter)
+on running replicas without a redeploy. The champion and, during an experiment, a
+challenger are loaded side by side; the ingress picks the arm per inspection
+(models/arms.py) and its share is `user_config` too. An arm without a detector runs
+classifier-only (cold start). Deployment code lives in models/serve/deployments.py.
 """
 
 from __future__ import annotations
@@ -199,6 +200,8 @@ class AppSettings:
             configs[f"{prefix}Classifier"] = {
                 **classifier,
                 "model_dir": pair.classifier_uri,
+                # Always present, "" for none: taking an adapter off is a change too.
+                "adapter_dir": pair.adapter_uri,
                 "prompt_version": pair.prompt_version or self.prompt_version,
                 "temperature": pair.temperature,
             }

@@ -82,6 +82,8 @@ def deploy(
     classifier_dir: str | Path,
     challenger_detector_dir: str | Path | None = None,
     challenger_classifier_dir: str | Path | None = None,
+    classifier_adapter: str | Path | None = None,
+    challenger_classifier_adapter: str | Path | None = None,
     classifier_prompt_version: str | None = None,
     challenger_prompt_version: str | None = None,
     classifier_temperature: float | None = None,
@@ -95,14 +97,18 @@ def deploy(
     Each arm's classifier may have its own prompts (`classifier_prompt_version`,
     `challenger_prompt_version`; empty for `prompt_version`, the app's default) and
     calibration temperature (None for 1.0): a prompt change is tried as a challenger like
-    new weights.
+    new weights. A tuned classifier is its base directory plus a LoRA adapter
+    (`classifier_adapter`, `challenger_classifier_adapter`: a directory or URI that
+    models.tuning.adapter.resolve_adapter_dir takes; None for the base alone): when only
+    the adapter changes, the replica swaps it on the loaded base.
 
     It deploys a Serve config (what `serve deploy` and KubeRay apply): the app builder and
     which deployments exist are its code, everything else is `user_config`. So a second
-    call that only changes model directories, the challenger's share, thresholds or
-    batching reaches the live replicas' `reconfigure()`: nothing restarts and requests
-    keep being answered. Adding or removing a challenger or a detector rebuilds the app,
-    a rolling update in which old replicas serve until the new ones have loaded.
+    call that only changes model directories, adapters, the challenger's share,
+    thresholds or batching reaches the live replicas' `reconfigure()`: nothing restarts
+    and requests keep being answered. Adding or removing a challenger or a detector
+    rebuilds the app, a rolling update in which old replicas serve until the new ones have
+    loaded.
     """
     from ray.serve.context import _get_global_client
     from ray.serve.schema import ServeDeploySchema
@@ -112,13 +118,14 @@ def deploy(
 
     champion = ModelPair(
         str(detector_dir or ""), str(classifier_dir), classifier_prompt_version or "",
-        classifier_temperature or 1.0,
+        classifier_temperature or 1.0, str(classifier_adapter or ""),
     )  # fmt: skip
     challenger = None
     if challenger_classifier_dir:
         challenger = ModelPair(
             str(challenger_detector_dir or ""), str(challenger_classifier_dir),
             challenger_prompt_version or "", challenger_temperature or 1.0,
+            str(challenger_classifier_adapter or ""),
         )  # fmt: skip
     app_settings = AppSettings(champion=champion, challenger=challenger, **settings)
     client = _get_global_client()
@@ -173,8 +180,9 @@ START_ONLY = ("host", "port", "num_cpus")
 # The model choice a `follow` callback may change while serving (deploy's arguments).
 FOLLOWED = (
     "detector_dir", "classifier_dir", "challenger_detector_dir", "challenger_classifier_dir",
-    "classifier_prompt_version", "challenger_prompt_version", "classifier_temperature",
-    "challenger_temperature", "challenger_share", "experiment",
+    "classifier_adapter", "challenger_classifier_adapter", "classifier_prompt_version",
+    "challenger_prompt_version", "classifier_temperature", "challenger_temperature",
+    "challenger_share", "experiment",
 )  # fmt: skip
 
 

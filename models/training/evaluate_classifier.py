@@ -70,6 +70,10 @@ class ClassifierMetrics:
     temperature: float  # fitted on these crops; serving scales the probabilities with it
     calibrated_error: float  # the calibration error at a fitted temperature, cross-fitted
     failed: int  # crops the classifier could not judge (counted as wrong)
+    # Crops the human called normal, and how many in 1,000 of them the model called a
+    # defect (the instruction-tuning seed's measure; a failed answer is not a claim).
+    normal_crops: int = 0
+    false_positives_per_1000: float = 0.0
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +101,8 @@ def classifier_metrics(answers: Sequence[Answer]) -> ClassifierMetrics:
     typed = [a for a, ok in zip(answers, right, strict=True) if ok and a.human_type != NORMAL]
     severity_right = sum(a.model_severity == a.human_severity for a in typed)
     support = Counter(a.human_type for a in answers)
+    normal = [a for a in answers if a.human_type == NORMAL]
+    false_alarms = sum(not a.failed and a.model_type != NORMAL for a in normal)
     predicted = Counter(a.model_type for a in answers if not a.failed)
     hits = Counter(a.human_type for a, ok in zip(answers, right, strict=True) if ok)
     per_class = {
@@ -120,6 +126,8 @@ def classifier_metrics(answers: Sequence[Answer]) -> ClassifierMetrics:
         temperature=fit_temperature(_pairs(answers)),
         calibrated_error=cross_fitted_error(answers),
         failed=sum(a.failed for a in answers),
+        normal_crops=len(normal),
+        false_positives_per_1000=1000.0 * _share(false_alarms, len(normal)),
         per_class=per_class,
     )
 

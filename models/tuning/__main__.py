@@ -1,4 +1,4 @@
-"""`python -m models.tuning TRAIN.jsonl --base DIR --out DIR [--steps N ...]`.
+"""`python -m models.tuning TRAIN.jsonl --base DIR --out DIR [--steps N ...] [--trainable M]`.
 
 Tunes a LoRA adapter on an exported instruction file (`loupe instructions export`) and
 prints the adapter's manifest without the per-step losses. A manual tool for the ML team;
@@ -32,12 +32,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
     parser.add_argument("--device", default=None, help="default: cuda if present, else cpu")
+    parser.add_argument(
+        "--trainable", default="",
+        help="base modules to train in full beside LoRA, e.g. merger (default: none; "
+             "for a base whose vision merger never saw such crops, see models/tuning/lora.py)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip()) or None
+    kinds = _names(args.kinds) or None
     options = TuningOptions(
         rank=args.rank, alpha=args.alpha, steps=args.steps, learning_rate=args.lr,
         batch_size=args.batch_size, seed=args.seed, kinds=kinds, max_pixels=args.max_pixels,
-        device=args.device,
+        device=args.device, trainable_modules=_names(args.trainable),
     )  # fmt: skip
 
     def progress(step: int, steps: int, loss: float, left: float) -> None:
@@ -50,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     manifest["losses"] = {k: v for k, v in manifest["losses"].items() if k != "steps"}
     print(json.dumps(manifest, indent=2))
+
+
+def _names(listed: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in listed.split(",") if name.strip())
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import ModulesToSaveWrapper
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 from models.classifier import QwenClassifier
@@ -66,6 +67,10 @@ class TuningOptions:
     eval_examples: int = 64
     device: str | None = None  # None: CUDA when there is one, else CPU
     target_modules: str = LANGUAGE_PROJECTIONS
+    # Base modules trained in full beside the LoRA layers (peft's modules_to_save: a name
+    # matches every module whose dotted name ends with it), e.g. ("merger",) for the
+    # vision merger. Empty in production: see the module's docstring.
+    trainable_modules: tuple[str, ...] = ()
 
 
 @dataclass
@@ -144,11 +149,18 @@ def lora_model(
         lora_alpha=options.alpha,
         lora_dropout=options.dropout,
         target_modules=options.target_modules,
+        modules_to_save=list(options.trainable_modules) or None,
         bias="none",
     )
     peft_model = get_peft_model(model, config)
     if not any(p.requires_grad for p in peft_model.parameters()):
         raise ValueError(f"target_modules {options.target_modules!r} matched no module")
+    wrapped = [name for name, module in peft_model.named_modules()
+               if isinstance(module, ModulesToSaveWrapper)]  # fmt: skip
+    unmatched = [n for n in options.trainable_modules if not any(w.endswith(n) for w in wrapped)]
+    if unmatched:
+        # peft ignores a name that matches nothing: the run would silently train less.
+        raise ValueError(f"trainable_modules {unmatched} matched no module")
     return peft_model
 
 

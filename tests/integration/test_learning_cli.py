@@ -131,6 +131,7 @@ def test_a_classifier_candidate_from_the_command_line(committed_db, db_engine, s
         "CLASSIFIER_URI": str(build_tiny_classifier(tmp_path / "classifier")),
         "CLASSIFIER_EVAL_MIN_CROPS": "2", "CLASSIFIER_EVAL_MAX_CROPS": "4",
         "GATE_MIN_CLASSIFIER_ACCURACY": "0", "GATE_MIN_HUMAN_AGREEMENT": "0",
+        "GATE_MAX_FALSE_POSITIVES_PER_1000": "1000",
     }.items():  # fmt: skip
         monkeypatch.setenv(f"LOUPE_{name}", value)
     monkeypatch.setenv(SITE_DIR_VARIABLE, str(tmp_path / "prompts"))
@@ -147,3 +148,39 @@ def test_a_classifier_candidate_from_the_command_line(committed_db, db_engine, s
     assert "metrics on 4 verified crops: accuracy" in followed.stdout
     assert "baseline" in followed.stdout and "with prompts v2:" in followed.stdout
     assert "registered classifier" in followed.stdout and "+v2-site.r" in followed.stdout
+
+
+def test_the_champion_is_instruction_tuned_from_the_command_line(
+    committed_db, db_engine, site, tmp_path, monkeypatch
+):
+    from app.learning.testset import freeze_test_items
+    from app.learning.tuning import run_tuning
+    from models.tiny import build_tiny_classifier
+
+    assert "give it alone" in loupe("classifier", "--tune", "--prompts", "v2").output
+    assert "give it with --tune" in loupe("classifier", "--types", "A").output
+    assert "there is no champion classifier to tune" in loupe("classifier", "--tune").stderr
+    for name, value in {
+        "CLASSIFIER_URI": str(build_tiny_classifier(tmp_path / "classifier")),
+        "GATE_MIN_CLASSIFIER_ACCURACY": "0", "GATE_MIN_HUMAN_AGREEMENT": "0",
+        "GATE_MAX_FALSE_POSITIVES_PER_1000": "1000", "TUNE_STEPS": "2",
+        "TUNE_BATCH_SIZE": "2", "TUNE_RANK": "4", "TUNE_MIN_EXAMPLES": "4",
+        "TUNE_MIN_TEST_CROPS": "2",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(f"LOUPE_{name}", value)
+    reset_caches()
+    assert "instruction kinds are A, B, C, D; got 'A,X'" in (
+        loupe("classifier", "--tune", "--types", "A,X").stderr
+    )
+    refused = loupe("classifier", "--tune")
+    assert refused.exit_code == 1 and "no verified region answers" in refused.stderr
+    seed_many(committed_db, site, make_dataset(4, seed=21, size=64), make_user(committed_db),
+              false_alarm="stain")  # fmt: skip
+    freeze_test_items(session=committed_db, count=2)
+    committed_db.commit()
+
+    with worker(db_engine, run_tuning) as outcomes:
+        followed = loupe("classifier", "--tune", "--types", "A,D", "--wait")
+    assert outcomes == ["succeeded"]
+    assert followed.exit_code == 0, followed.output
+    assert "registered classifier" in followed.stdout and "+lora-" in followed.stdout

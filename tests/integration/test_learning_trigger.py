@@ -142,6 +142,6 @@ def test_beats_task_records_a_check(committed_db, site, monkeypatch):
     finally:
         monkeypatch.undo()
         reset_caches()
-    assert summary["fired"] is False
-    row = committed_db.scalar(select(TriggerCheck))
-    assert row is not None and row.id == summary["check"]
+    assert summary["detector"]["fired"] is False
+    row = committed_db.scalar(select(TriggerCheck).where(TriggerCheck.kind == "detector"))
+    assert row is not None and row.id == summary["detector"]["check"]

@@ -45,6 +45,7 @@ def test_a_candidate_is_staged_as_challenger_and_serving_follows(db_session, reg
         "classifier_prompt_version": None, "challenger_prompt_version": None,
         "classifier_temperature": None, "challenger_temperature": None,
         "challenger_detector_dir": None, "challenger_classifier_dir": None,
+        "classifier_adapter": None, "challenger_classifier_adapter": None,
         "challenger_share": 0.0, "experiment": "",
     }  # fmt: skip
     experiment = experiments.stage_challenger(

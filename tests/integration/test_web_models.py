@@ -289,3 +289,30 @@ def test_the_polling_runs_block_reads_the_runs_only(ml, db_session):
     queries = [s for s in statements if "SAVEPOINT" not in s]
     assert not any("test_set_item" in s or "trained_item" in s for s in queries), queries
     assert len(queries) <= 3, queries  # the user, the recent runs, the active run
+
+
+def test_tuning_from_the_page_is_offered_and_refused_with_reasons_in_the_users_language(
+    make_app, db_session
+):
+    add_user(db_session, role="ml", language="ko")
+    ko = make_app()
+    log_in(ko, "ml-ko")
+    page = ko.get("/ml/models").text
+    assert 'action="/ml/classifier/tune"' in page
+    assert page.count('name="kinds"') == 4 and 'value="D" checked' in page
+    csrf = session_csrf(ko)
+    # Without a champion classifier there is nothing to tune.
+    ko.post("/ml/classifier/tune", data={"kinds": ["A"]}, headers={"X-CSRF-Token": csrf})
+    assert "튜닝할 챔피언 분류기가 없습니다" in ko.get("/ml/models").text
+    assert db_session.scalars(select(TrainingRun)).all() == []
+    champion = register_version(db_session, "classifier", "cls-1", prompt_version="v2")
+    experiments.move_alias(session=db_session, alias="champion", version=champion,
+                           actor_id=None, why="t")  # fmt: skip
+    db_session.commit()  # a refusal below rolls the request's session back
+    ko.post("/ml/classifier/tune", data={"kinds": ["A", "Z"]}, headers={"X-CSRF-Token": csrf})
+    assert "지시 데이터 유형은 A, B, C, D입니다" in ko.get("/ml/models").text
+    # Nothing verified yet: the run is recorded, refused, and says why in Korean.
+    ko.post("/ml/classifier/tune", data={"kinds": ["A", "B"]}, headers={"X-CSRF-Token": csrf})
+    [run] = db_session.scalars(select(TrainingRun)).all()
+    assert run.status == "refused" and run.candidate["tune"]["kinds"] == ["A", "B"]
+    assert "튜닝할 지시 예제가 없습니다" in ko.get("/ml/models").text

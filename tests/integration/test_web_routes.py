@@ -62,6 +62,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("POST", "/ml/test-set/freeze"): ML,
     ("GET", "/ml/test-set/eligible"): ML,
     ("POST", "/ml/classifier/evaluate"): ML,
+    ("POST", "/ml/classifier/tune"): ML,
     ("GET", "/ml/instructions"): ML,
     ("GET", "/ml/instructions/{snapshot_id}/crops/{crop_id}"): ML,
     ("POST", "/ml/instructions/exclude"): ML,

@@ -93,14 +93,43 @@ def test_evaluate_classifier_batches_the_crops_in_order_and_reports_progress():
 def test_the_classifier_gate_uses_the_field_reports_criteria_and_the_regression_check():
     rules = classifier_gate_rules(Settings())
     assert rules.minimums == {"accuracy": 0.90, "human_agreement": 0.88}
-    good = {"accuracy": 0.93, "human_agreement": 0.95, "severity_accuracy": 0.80}
+    good = {"accuracy": 0.93, "human_agreement": 0.95, "severity_accuracy": 0.80,
+            "false_positives_per_1000": 12.0}  # fmt: skip
     assert gate(good, None, rules).passed
-    champion = {"accuracy": 0.96, "human_agreement": 0.95, "severity_accuracy": 0.80}
+    champion = {"accuracy": 0.96, "human_agreement": 0.95, "severity_accuracy": 0.80,
+                "false_positives_per_1000": 10.0}  # fmt: skip
     result = gate(good, champion, rules)
     assert not result.passed
     assert any(r.startswith("FAIL: accuracy 0.9300 vs champion 0.9600") for r in result.reasons)
     low = gate({**good, "human_agreement": 0.80}, None, rules)
     assert "FAIL: human_agreement 0.8000 (minimum 0.88)" in low.reasons
+
+
+def test_the_classifier_gate_holds_false_positives_per_1000_normal_crops_to_a_ceiling():
+    rules = classifier_gate_rules(Settings())  # at most 50, at most 20 above the champion
+    good = {"accuracy": 0.93, "human_agreement": 0.95, "severity_accuracy": 0.80}
+    assert not gate(good, None, rules).passed  # not measured is not a pass
+    many = gate({**good, "false_positives_per_1000": 88.0}, None, rules)
+    assert not many.passed
+    assert "FAIL: false_positives_per_1000 88.0000 (maximum 50.00)" in many.reasons
+    champion = {**good, "false_positives_per_1000": 17.0}
+    worse = gate({**good, "false_positives_per_1000": 40.0}, champion, rules)
+    assert not worse.passed
+    assert any(r.startswith("FAIL: false_positives_per_1000 40.0000 vs champion 17.0000")
+               for r in worse.reasons)  # fmt: skip
+    assert gate({**good, "false_positives_per_1000": 30.0}, champion, rules).passed
+
+
+def test_gate_reasons_are_said_in_korean_and_english():
+    from app.i18n import say, translator
+
+    rules = classifier_gate_rules(Settings())
+    metrics = {"accuracy": 0.5, "human_agreement": 0.95, "false_positives_per_1000": 88.0}
+    stored = gate(metrics, None, rules).as_dict()
+    english = say(translator("en"), stored["reasons"], stored["codes"])
+    korean = say(translator("ko"), stored["reasons"], stored["codes"])
+    assert "FAIL: accuracy 0.5000 is below the minimum 0.90" in english
+    assert "불합격: false_positives_per_1000 88.0000이(가) 최대 기준 50.00보다 높습니다" in korean
 
 
 def test_a_calibration_passes_only_if_it_lowers_the_calibration_error():
@@ -181,7 +210,7 @@ def test_a_classifier_runs_metrics_read_as_accuracy_and_agreement():
     metrics = json.loads(json.dumps({
         "evaluated_on": "verified_crops", "crops": 40, "accuracy": 0.9, "human_agreement": 0.95,
         "severity_accuracy": 0.8, "calibration_error": 0.05, "failed": 2, "temperature": 1.5,
-        "calibrated_error": 0.03,
+        "calibrated_error": 0.03, "false_positives_per_1000": 25.0,
         "per_class": {"stain": {"support": 10, "predicted": 12, "recall": 0.9, "precision": 0.75}},
         "baseline": {"version": "cls-1", "prompt_version": "v2", "accuracy": 0.85,
                      "human_agreement": 0.9, "severity_accuracy": 0.8, "calibration_error": 0.1},
@@ -189,7 +218,7 @@ def test_a_classifier_runs_metrics_read_as_accuracy_and_agreement():
     lines = metrics_lines(metrics)
     assert lines[0] == (
         "metrics on 40 verified crops: accuracy 0.9000, human_agreement 0.9500, "
-        "severity_accuracy 0.8000, calibration_error 0.0500"
+        "severity_accuracy 0.8000, calibration_error 0.0500, false_positives_per_1000 25.0000"
     )
     assert lines[1] == (
         "calibration: temperature 1.500 (served with the version); calibration error 0.0500 "

@@ -60,10 +60,10 @@ def test_training_has_a_queue_and_a_worker_of_its_own():
     """A run holds its worker slot for minutes to hours: inspections must not wait for it."""
     import yaml
 
-    from app.task_names import EVALUATE_CLASSIFIER, RUN_INFERENCE, TRAIN_DETECTOR
+    from app.task_names import EVALUATE_CLASSIFIER, RUN_INFERENCE, TRAIN_DETECTOR, TUNE_CLASSIFIER
     from workers.celery_app import INFERENCE_QUEUE, TRAINING_QUEUE, TRAINING_TASKS, celery
 
-    assert set(TRAINING_TASKS) == {TRAIN_DETECTOR, EVALUATE_CLASSIFIER}  # the tasks' names
+    assert set(TRAINING_TASKS) == {TRAIN_DETECTOR, EVALUATE_CLASSIFIER, TUNE_CLASSIFIER}
     router = celery.amqp.router
     for name in TRAINING_TASKS:
         assert router.route({}, name)["queue"].name == TRAINING_QUEUE

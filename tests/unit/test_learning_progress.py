@@ -108,7 +108,7 @@ def test_a_refused_run_and_a_check_in_one_line():
                          fired=True, reasons=["disagreement 20.0% of 40 reviews (trigger 15%)"],
                          note="started run 4")  # fmt: skip
     assert check_line(check) == (
-        "2026-11-21 12:00:00 UTC  FIRED  new samples 12, disagreement 20.0% of 40, lowest "
-        "precision stain 0.50/30, hole 0.90/0\n"
+        "2026-11-21 12:00:00 UTC  FIRED  detector: new samples 12, disagreement 20.0% of 40, "
+        "lowest precision stain 0.50/30, hole 0.90/0\n"
         "    disagreement 20.0% of 40 reviews (trigger 15%)\n    started run 4"
     )

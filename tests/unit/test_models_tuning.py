@@ -14,7 +14,7 @@ not a low loss.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from models.tiny import build_tiny_classifier
 from models.tuning import Tuned, TuningOptions, load_tuned_classifier, tune_classifier
 from models.tuning.adapter import MANIFEST, AdapterMismatch, attach_adapter, read_manifest
 from models.tuning.data import IGNORE, Batch, ChatExample, chat_examples, collate
+from models.tuning.lora import lora_model
 
 MAX_PIXELS = 64 * 28 * 28
 COLOURS = {"stain": (120, 80, 40), "hole": (10, 10, 10), "pilling": (230, 230, 230),
@@ -176,6 +177,36 @@ def _inputs(batch: Batch, image_token_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
             "pixel_values": batch.pixel_values, "image_grid_thw": batch.image_grid_thw,
             "mm_token_type_ids": (batch.input_ids == image_token_id).long()}  # fmt: skip
+
+
+def test_a_fully_trained_module_is_saved_and_loads_back_with_the_same_logits(
+    run: Run, tmp_path: Path
+) -> None:
+    """trainable_modules (for a base whose merger never saw such crops): the merger learns
+    in full, the vision blocks stay frozen, and the adapter carries the merger back."""
+    options = replace(OPTIONS, steps=3, trainable_modules=("merger",))
+    adapter = tmp_path / "merger-adapter"
+    tuned, manifest = tune_classifier(
+        run.base, run.records, images_root=run.root, out_dir=adapter, options=options
+    )
+    assert manifest["trainable_modules"] == ["merger"] and read_manifest(adapter) == manifest
+    trainable = [name for name, p in tuned.model.named_parameters() if p.requires_grad]
+    assert any(".visual.merger.modules_to_save." in name for name in trainable)
+    assert not [name for name in trainable if ".visual.blocks." in name]
+    base = QwenClassifier.load(run.base).model
+    merged = tuned.model.get_base_model().model.visual.merger.modules_to_save["default"]
+    before = base.model.visual.merger.state_dict()
+    assert any(not torch.equal(before[k], v) for k, v in merged.state_dict().items())
+
+    loaded = load_tuned_classifier(run.base, adapter, max_pixels=MAX_PIXELS)
+    batch = collate(run.tuned.processor, chat_examples(run.records[:4], run.root), MAX_PIXELS)
+    image_token = int(loaded.model.config.image_token_id)
+    with torch.inference_mode():
+        expected = tuned.model(**_inputs(batch, image_token)).logits
+        got = loaded.model(**_inputs(batch, image_token)).logits
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="matched no module"):
+        lora_model(base, replace(OPTIONS, trainable_modules=("no_such_module",)), False)
 
 
 def test_tuned_adapter_raises_the_inspectors_label_in_scoring(run: Run) -> None:
