@@ -127,8 +127,9 @@ def classifier_metrics_lines(metrics: dict[str, Any]) -> list[str]:
     lines = [
         f"metrics on {metrics.get('crops', '?')} {judged}: "
         # A run recorded before a measure existed does not show it.
-        + ", ".join(f"{name} {_number(metrics[name])}" for name in CLASSIFIER_HEADLINE
-                    if name in metrics)  # fmt: skip
+        + ", ".join(
+            f"{name} {_number(metrics[name])}" for name in CLASSIFIER_HEADLINE if name in metrics
+        )  # fmt: skip
     ]
     if tuning := metrics.get("tuning"):
         lines.append(
