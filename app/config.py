@@ -207,6 +207,17 @@ class Settings(BaseSettings):
     tune_trigger_min_new_crops: int = Field(500, ge=1)
     tune_trigger_max_error_rate: float = Field(0.10, ge=0.0, le=1.0)
     tune_trigger_max_false_positives_per_1000: float = Field(50.0, ge=0.0, le=1000.0)
+    # Webhooks (app.webhooks): each final decision is POSTed, signed, to the endpoints an
+    # admin registered, by the `webhooks` queue's worker. A receiver has webhook_timeout_s
+    # to answer with a 2xx; a failed attempt is tried again after webhook_backoff_s, then
+    # twice that and so on (times a random 0.5-1, so that many retries do not come back
+    # together), each wait at most webhook_backoff_max_s, webhook_max_attempts in all.
+    # The longest wait stays under the broker's visibility timeout (an hour), past which
+    # Redis would hand a waiting retry to a second worker.
+    webhook_timeout_s: float = Field(5.0, gt=0.0, le=60.0)
+    webhook_max_attempts: int = Field(10, ge=1, le=50)
+    webhook_backoff_s: float = Field(5.0, ge=0.0)
+    webhook_backoff_max_s: float = Field(900.0, ge=0.0, le=3000.0)
 
     @property
     def routing(self) -> RoutingPolicy:

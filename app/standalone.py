@@ -191,8 +191,9 @@ class Stack:
         return self._supervisor.run(stop)
 
     def child_pid(self, name: str) -> int | None:
-        """The process (and process group) id of a running child: 'serve', 'worker', 'relay'
-        or 'web'. None while it is down. The chaos suite kills children through it."""
+        """The process (and process group) id of a running child: 'serve', 'worker',
+        'webhooks', 'relay' or 'web'. None while it is down. The chaos suite kills children
+        through it."""
         proc = self._children.procs.get(name)
         return proc.pid if proc is not None and proc.poll() is None else None
 
@@ -274,10 +275,16 @@ class Stack:
         worker = [py, "-m", "celery", "-A", "workers.celery_app", "worker", "-B",
                   "-Q", "celery,training", "--pool=threads", "--concurrency=4", "--loglevel=INFO",
                   "-s", str(self.var_dir / "celerybeat-schedule")]  # fmt: skip
+        # Webhook deliveries in a worker of their own: a receiver that is slow to answer
+        # holds one of its threads, never one of the inspections' (workers/celery_app.py).
+        webhooks = [py, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "webhooks",
+                    "-n", "webhooks@%h", "--pool=threads", "--concurrency=8",
+                    "--loglevel=INFO"]  # fmt: skip
         relay = [py, "-m", "workers.relay"]
         web = [py, "-m", "uvicorn", "app.web:create_app", "--factory",
                "--host", s.host, "--port", str(s.port)]  # fmt: skip
-        return [("serve", serve), ("worker", worker), ("relay", relay), ("web", web)]
+        return [("serve", serve), ("worker", worker), ("webhooks", webhooks), ("relay", relay),
+                ("web", web)]  # fmt: skip
 
     def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + self.options.startup_timeout_s

@@ -22,6 +22,7 @@ from app.policy.routing import RegionScore, Route
 from app.policy.sampling import audit_draw
 from app.review.service import create_review_task
 from app.task_names import RUN_INFERENCE
+from app.webhooks import events as webhook_events
 from models.contracts import InferenceResult, RegionResult
 
 
@@ -59,6 +60,10 @@ def _apply_route(
     inspection.confidence = decided.confidence
     inspection.verdict = decided.verdict
     inspection.is_audit = decided.is_audit
+    if decided.verdict is not None:  # the models decided: that is the final outcome
+        webhook_events.decided(
+            session, inspection_id=inspection.id, decision_id=None, occurred_at=now
+        )
     if decided.kind == "review":
         create_review_task(
             session=session,

@@ -30,6 +30,7 @@ from app.review.proposal import (
 )
 from app.review.rules import Rules, rules_for
 from app.review.tables import VERDICTS, Decision, DecisionRegion, DecisionUndo, ReviewTask
+from app.webhooks import events as webhook_events
 
 # "The model is right": its verdict and every region as it said; with corrections, the
 # item as the inspector left it (app.review.proposal.corrected_verdict).
@@ -158,6 +159,8 @@ def _store(
               "lease_owner_id": None, "lease_expires_at": None}  # fmt: skip
     session.execute(update(ReviewTask.__table__).where(ReviewTask.id == task.id).values(closed))
     _set_verdict(session, task, decision.verdict)
+    webhook_events.decided(session, inspection_id=task.inspection_id, decision_id=decision.id,
+                           occurred_at=decision.created_at)  # fmt: skip
 
 
 def _check_verdict(
@@ -321,6 +324,9 @@ def undo(
     task.lease_owner_id = user_id
     task.lease_expires_at = now + timedelta(seconds=lease_seconds)
     _set_verdict(session, task, previous.verdict if previous else None)
+    if previous is not None:  # the earlier decision is the outcome again: tell the receivers
+        webhook_events.decided(session, inspection_id=task.inspection_id,
+                               decision_id=previous.id, occurred_at=now)  # fmt: skip
     session.commit()
     return task
 
