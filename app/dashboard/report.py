@@ -95,12 +95,16 @@ def _in_week(timestamp: Any, start: datetime, end: datetime) -> Any:
 
 
 def _decisions_in_effect(start: datetime, end: datetime) -> Any:
-    """FROM decision JOIN review_task on the decision in effect, for decisions in the week."""
+    """FROM decision JOIN review_task on the decision in effect, for decisions in the week.
+
+    People's decisions only: an imported label (no user, app.imports) is no review, and no
+    model ran on it, so it is no agreement or confusion either.
+    """
     return (
         select()
         .select_from(Decision)
         .join(ReviewTask, ReviewTask.decision_id == Decision.id)
-        .where(_in_week(Decision.created_at, start, end))
+        .where(_in_week(Decision.created_at, start, end), Decision.user_id.is_not(None))
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -67,8 +68,14 @@ def accept(
     views: list[str | None],
     external_id: str | None = None,
     idempotency_key: str | None = None,
+    source: str | None = None,
+    reference_labels: dict[str, Any] | None = None,
 ) -> Accepted:
-    """Store the photos, then commit the inspection, its photos and an outbox row together."""
+    """Store the photos, then commit the inspection, its photos and an outbox row together.
+
+    `source` and `reference_labels` are an import's (app.imports): where the photos came
+    from, and the labels they came with, kept to compare the models with.
+    """
     existing = find_existing(
         session=session, station=station, external_id=external_id, idempotency_key=idempotency_key
     )
@@ -79,8 +86,9 @@ def accept(
     for image in images:
         store.put(photo_key(image), image.data, image.content_type)
     inspection = Inspection(
-        id=uuid.uuid4(), station=station, external_id=external_id, idempotency_key=idempotency_key
-    )
+        id=uuid.uuid4(), station=station, external_id=external_id, idempotency_key=idempotency_key,
+        source=source, reference_labels=reference_labels,
+    )  # fmt: skip
     inspection.photos = [
         Photo(
             position=i,

@@ -79,6 +79,12 @@ class Inspection(Base):
     arm: Mapped[str | None] = mapped_column(String(20))
     inference_error: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # "import:<name>" for photos brought in by `loupe import` (app.imports), NULL for a
+    # station's upload: imported history is told apart from the floor's own work.
+    source: Mapped[str | None] = mapped_column(String(100))
+    # The labels an import brought for an item it sent to the models (--as inspect), kept
+    # to compare the models with; the shape is app.imports.writer.reference_labels.
+    reference_labels: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the status last moved, or, while a failed attempt waits for its retry, when the
@@ -95,7 +101,11 @@ class Inspection(Base):
 
 class Photo(Base):
     __tablename__ = "photo"
-    __table_args__ = (UniqueConstraint("inspection_id", "position"),)
+    __table_args__ = (
+        UniqueConstraint("inspection_id", "position"),
+        # "Is this photo already here?": an import's idempotency (app.imports.writer).
+        Index("photo_content_hash_idx", "content_hash"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     inspection_id: Mapped[uuid.UUID] = mapped_column(

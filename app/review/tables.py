@@ -106,7 +106,9 @@ class Decision(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     review_task_id: Mapped[int] = mapped_column(ForeignKey("review_task.id"), index=True)
     inspection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inspection.id"), index=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    # NULL for a label an import brought (app.imports; the inspection's `source` says
+    # from where): no person made it, so it is nobody's work and no judgement of a model.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     verdict: Mapped[str] = mapped_column(String(10))
     note: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
