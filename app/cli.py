@@ -17,9 +17,12 @@ import click
 
 from app.auth.cli import tokens, users
 from app.cli_options import var_dir_option
+from app.exports.cli import export
+from app.imports.cli import import_history
 from app.instructions.cli import instructions
 from app.learning.cli import prompts, retrain
 from app.registry.cli import models
+from app.webhooks.cli import webhooks
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 UPLOAD_PATH = "/api/v1/inspections"
@@ -243,3 +246,6 @@ main.add_command(retrain)
 main.add_command(prompts)
 main.add_command(models)
 main.add_command(instructions)
+main.add_command(import_history)
+main.add_command(webhooks)
+main.add_command(export)

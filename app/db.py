@@ -79,6 +79,7 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 def import_all_tables() -> None:
     """Import every area's tables so that Base.metadata is complete (Alembic, tests)."""
     import app.auth.tables  # noqa: F401
+    import app.exports.tables  # noqa: F401
     import app.feedback.tables  # noqa: F401
     import app.inspections.tables  # noqa: F401
     import app.instructions.tables  # noqa: F401
@@ -86,6 +87,7 @@ def import_all_tables() -> None:
     import app.outbox  # noqa: F401
     import app.registry.tables  # noqa: F401
     import app.review.tables  # noqa: F401
+    import app.webhooks.tables  # noqa: F401
 
 
 # Tables name other areas' tables by string (ForeignKey("training_run.id")), so no tables

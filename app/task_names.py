@@ -12,6 +12,10 @@ RUN_INFERENCE = "loupe.run_inference"
 TRAIN_DETECTOR = "loupe.train_detector"
 EVALUATE_CLASSIFIER = "loupe.evaluate_classifier"
 TUNE_CLASSIFIER = "loupe.tune_classifier"
+# An export for /ml/exports (app.exports.jobs); on the `training` queue with the long runs.
+EXPORT_DATASET = "loupe.export_dataset"
+# Webhook deliveries, on the `webhooks` queue (app.webhooks); retries come from the task itself.
+DELIVER_WEBHOOK = "loupe.deliver_webhook"
 
 # Sent by beat (workers/schedule.py).
 SWEEP_STUCK_INSPECTIONS = "loupe.sweep_stuck_inspections"

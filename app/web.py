@@ -40,8 +40,10 @@ from app.config import Settings, get_settings
 from app.dashboard.views import router as dashboard_router
 from app.db import RowId, SessionDep
 from app.deps import StoreDep, settings_for_pages
+from app.exports.views import router as exports_router
 from app.health import router as health_router
 from app.i18n import translator
+from app.inspections.history_views import router as history_router
 from app.inspections.tables import Photo
 from app.inspections.views import router as inspections_router
 from app.instructions.views import router as instructions_router
@@ -50,9 +52,10 @@ from app.registry.views import router as models_router
 from app.review.keys_views import router as review_keys_router
 from app.review.lead_views import router as review_lead_router
 from app.review.views import router as review_router
-from app.spec import LOGIN_REQUIRED, PAGE, document_pages, page
+from app.spec import LOGIN_REQUIRED, PAGE, allowed_methods, document, page
 from app.storage import ObjectNotFound
 from app.text_input import refuse_nul
+from app.webhooks.views import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,11 @@ def _error_page(
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        exc.headers = {
+            **(exc.headers or {}),
+            "Allow": allowed_methods(request.app, request.url.path),
+        }
     if is_api(request) or exc.status_code < 400:
         return await http_exception_handler(request, exc)
     return _error_page(request, exc.status_code, exc.headers)
@@ -270,12 +278,15 @@ def create_app() -> FastAPI:
         review_router,
         admin_router,
         admin_token_router,
+        webhooks_router,
         dashboard_router,
         models_router,
         instructions_router,
+        exports_router,
+        history_router,
         pages,
     )
     for router in routers:
         app.include_router(router)
-    document_pages(app)
+    document(app)
     return app

@@ -5,7 +5,13 @@ from __future__ import annotations
 from celery import Celery
 
 from app.config import get_settings
-from app.task_names import EVALUATE_CLASSIFIER, TRAIN_DETECTOR, TUNE_CLASSIFIER
+from app.task_names import (
+    DELIVER_WEBHOOK,
+    EVALUATE_CLASSIFIER,
+    EXPORT_DATASET,
+    TRAIN_DETECTOR,
+    TUNE_CLASSIFIER,
+)
 from workers.schedule import BEAT_SCHEDULE
 
 settings = get_settings()
@@ -14,7 +20,12 @@ settings = get_settings()
 # `trainer`) and a long run never holds a slot that inspections are waiting for.
 INFERENCE_QUEUE = "celery"  # Celery's default queue: everything else
 TRAINING_QUEUE = "training"
-TRAINING_TASKS = (TRAIN_DETECTOR, EVALUATE_CLASSIFIER, TUNE_CLASSIFIER)
+# Exports too: minutes of reading photos and writing an archive (workers/tasks/exports.py).
+TRAINING_TASKS = (TRAIN_DETECTOR, EVALUATE_CLASSIFIER, TUNE_CLASSIFIER, EXPORT_DATASET)
+# Webhook deliveries wait on other systems (up to LOUPE_WEBHOOK_TIMEOUT_S each): a worker
+# of their own, so a slow receiver never holds a slot that inspections are waiting for.
+WEBHOOK_QUEUE = "webhooks"
+WEBHOOK_TASKS = (DELIVER_WEBHOOK,)
 
 celery = Celery(
     "loupe",
@@ -24,6 +35,8 @@ celery = Celery(
         "workers.tasks.reports",
         "workers.tasks.retrain",
         "workers.tasks.experiments",
+        "workers.tasks.exports",
+        "workers.tasks.webhooks",
     ],
 )
 celery.conf.update(
@@ -40,5 +53,8 @@ celery.conf.update(
     timezone="UTC",
     worker_hijack_root_logger=False,
     task_default_queue=INFERENCE_QUEUE,
-    task_routes={name: {"queue": TRAINING_QUEUE} for name in TRAINING_TASKS},
+    task_routes={
+        **{name: {"queue": TRAINING_QUEUE} for name in TRAINING_TASKS},
+        **{name: {"queue": WEBHOOK_QUEUE} for name in WEBHOOK_TASKS},
+    },
 )

@@ -78,8 +78,9 @@ def decode_cursor(status: str, cursor: str) -> Position:
     return Position(at, id_)
 
 
-def _own(station: str | None) -> ColumnElement[bool] | None:
-    """What a station's token may read: what was recorded under it or a camera under it."""
+def of_station(station: str | None) -> ColumnElement[bool] | None:
+    """What a station's token may read: what was recorded under it or a camera under it
+    (the history pages' station filter too)."""
     if station is None:
         return None
     return or_(
@@ -91,7 +92,7 @@ def _own(station: str | None) -> ColumnElement[bool] | None:
 def _keys(
     query: Select[*Row], key: Any, after: Position | None, station: str | None, limit: int
 ) -> Select[*Row]:
-    own = _own(station)
+    own = of_station(station)
     if own is not None:
         query = query.where(own)
     if after is not None:

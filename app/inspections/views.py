@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import (
     APIRouter,
@@ -23,19 +23,73 @@ from app.db import SessionDep
 from app.deps import SettingsDep, StoreDep
 from app.inspections import listing, service
 from app.inspections.schemas import Created, InspectionOut, InspectionPage
-from app.inspections.validation import CheckedImage, InvalidImage, check_image
-from app.spec import API, api
+from app.inspections.validation import (
+    ALLOWED_FORMATS,
+    CheckedImage,
+    InvalidImage,
+    check_image,
+)
+from app.spec import API, OWN_BODY, api
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=API)
 
 MAX_TEXT = 200
 MAX_STATION = 100  # the column's width
+MAX_VIEW = 50  # the column's width
+# The multipart form as the route reads it. FastAPI would derive `image` as optional (the
+# route answers a missing one with its own 400, which says what to send); the spec says
+# what a station must send (app.spec.OWN_BODY).
+UPLOAD_FORM: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {
+                    "image": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "string",
+                            "format": "binary",
+                            "contentMediaType": "application/octet-stream",
+                        },
+                        "description": "The garment's photos, one part each (JPEG, PNG, WebP, "
+                        "BMP or TIFF). The site's limits: LOUPE_MAX_PHOTOS_PER_INSPECTION "
+                        "photos (default 8), each LOUPE_MAX_UPLOAD_BYTES (default 20 MiB) "
+                        "and LOUPE_MAX_IMAGE_PIXELS (default 40 MP).",
+                    },
+                    "view": {
+                        "type": "array",
+                        "items": {"type": "string", "maxLength": MAX_VIEW},
+                        "description": "What each photo shows (front, back, detail, ...): "
+                        "none, or one per image in the same order.",
+                    },
+                    "external_id": {
+                        "type": "string",
+                        "maxLength": MAX_TEXT,
+                        "description": "The station's own id for the garment. Sent again "
+                        "by the same station, it answers 200 with the inspection it made.",
+                    },
+                    "station": {
+                        "type": "string",
+                        "maxLength": MAX_STATION,
+                        "description": "A camera under the token's station, recorded as "
+                        "`<station>/<camera>` (at most 100 characters in all).",
+                    },
+                },
+            },
+            "encoding": {"image": {"contentType": ", ".join(ALLOWED_FORMATS.values())}},
+        }
+    },
+}
 
 
-def _text_field(name: str, value: str | None) -> str | None:
+def _text_field(name: str, value: str | None, limit: int = MAX_TEXT) -> str | None:
     value = (value or "").strip() or None
-    if value is not None and len(value) > MAX_TEXT:
-        raise HTTPException(400, f"{name} is longer than {MAX_TEXT} characters")
+    if value is not None and len(value) > limit:
+        raise HTTPException(400, f"{name} is longer than {limit} characters")
     return value
 
 
@@ -85,6 +139,7 @@ def _read_images(images: list[UploadFile], settings: Settings) -> list[CheckedIm
         200: {"model": Created, "description": "A repeat: the inspection already made from it."},
         **api(403, 413, 415),  # 403: a warehouse token, which only reads
     },
+    openapi_extra={OWN_BODY: UPLOAD_FORM},
 )
 def create_inspection(
     request: Request,
@@ -99,12 +154,20 @@ def create_inspection(
     ] = None,
     external_id: Annotated[str | None, Form()] = None,
     station: Annotated[str | None, Form()] = None,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="The station's key for this upload: the same key again answers 200 "
+            "with the inspection it made, so a retry after a lost answer creates nothing.",
+            json_schema_extra={"maxLength": MAX_TEXT},
+        ),
+    ] = None,
 ) -> Created:
     """Accept a garment's photos for inspection (201), or return the existing one (200)."""
     if not image:
         raise HTTPException(400, "no image: send the photo as a multipart file field named 'image'")
-    views = [_text_field("view", v) for v in (view or [])]
+    views = [_text_field("view", v, MAX_VIEW) for v in (view or [])]
     if views and len(views) != len(image):
         raise HTTPException(400, f"{len(views)} view values for {len(image)} images; send one each")
     checked = _read_images(image, settings)

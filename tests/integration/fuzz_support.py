@@ -1,7 +1,9 @@
 """Fuzzing the running app: a uvicorn server in a thread, one logged-in caller per role, and
-schemathesis cases generated from GET /openapi.json and checked against it.
+schemathesis cases generated from the app's whole spec (app.spec.full_spec: pages and API;
+GET /openapi.json is the API part alone) and checked against it.
 
 tests/integration/test_fuzz.py drives it; `make fuzz` runs the same test with a larger budget.
+tests/integration/test_station_contract.py runs schemathesis over the public document.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import requests
 import uvicorn
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -27,9 +30,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from app.auth.deps import SESSION_COOKIE
 from tests.integration.test_web_routes import ACCESS, PUBLIC, STATION
 from tests.integration.web_support import csrf_from
-from tests.support import free_port, wait_for
+from tests.support import free_port, reset_caches, wait_for
 
 CHECKS = [
     not_a_server_error,
@@ -50,6 +54,29 @@ NEVER |= {("GET", "/healthz")}
 ANONYMOUS_ONLY = {("POST", "/login")}
 CSRF_HEADER = "X-CSRF-Token"
 HTMX = {"HX-Request": "true"}
+
+
+@dataclass(frozen=True)
+class LiveApp:
+    """The app on a real port: where to reach it, and the app (for its whole spec)."""
+
+    base_url: str
+    app: Any
+
+
+@pytest.fixture
+def live_app(database_url, redis_url, committed_db, tmp_path, monkeypatch) -> Iterator[LiveApp]:
+    """The real app on a real port, on the test database (rows really committed)."""
+    monkeypatch.setenv("LOUPE_STORAGE_DIR", str(tmp_path / "photos"))
+    monkeypatch.setenv("LOUPE_SECRET_KEY", "fuzz-secret-key")
+    monkeypatch.setenv("LOUPE_ENVIRONMENT", "development")
+    reset_caches()
+    from app.web import create_app
+
+    app = create_app()
+    with serve(app) as base_url:
+        yield LiveApp(base_url, app)
+    reset_caches()
 
 
 @contextmanager
@@ -182,6 +209,10 @@ class Fuzzer:
         @given(case=st.one_of(modes), htmx=st.booleans())
         def send(case: Any, htmx: bool) -> None:
             self._remap(case)
+            if caller.role not in (ANONYMOUS, STATION) and case.cookies:
+                # The spec names the login session as the reports' security scheme, so a
+                # session cookie is generated: a logged-in caller sends its own instead.
+                case.cookies = {k: v for k, v in case.cookies.items() if k != SESSION_COOKIE}
             headers = {**caller.headers, **(HTMX if htmx else {})}
             response = case.call(base_url=self.base_url, session=caller.http, headers=headers,
                                  allow_redirects=False, timeout=60)  # fmt: skip

@@ -19,11 +19,11 @@ from sqlalchemy import select
 
 from app.auth.service import create_station_token, create_user
 from app.auth.tables import StationToken
+from app.spec import full_spec
 from app.storage import get_store
 from tests.integration import fuzz_support as fz
 from tests.integration.test_instructions import build, seed
 from tests.integration.web_support import PASSWORD, stored_item
-from tests.support import reset_caches
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +35,7 @@ ROLES = ("inspector", "lead", "ml", "admin")
 TARGETS = ("target-a", "target-b")  # users the admin's fuzzing may disable or change
 
 
-@pytest.fixture
-def live_app(database_url, redis_url, committed_db, tmp_path, monkeypatch):
-    """The real app on a real port, on the test database (rows really committed)."""
-    monkeypatch.setenv("LOUPE_STORAGE_DIR", str(tmp_path / "photos"))
-    monkeypatch.setenv("LOUPE_SECRET_KEY", "fuzz-secret-key")
-    monkeypatch.setenv("LOUPE_ENVIRONMENT", "development")
-    reset_caches()
-    from app.web import create_app
-
-    with fz.serve(create_app()) as base_url:
-        yield base_url
-    reset_caches()
+live_app = fz.live_app  # fixture
 
 
 def _seed(session):
@@ -70,12 +59,14 @@ def _seed(session):
 
 def test_every_role_fuzzed_without_server_errors(live_app, committed_db):
     users, token, token_ids = _seed(committed_db)
-    schema = schemathesis.openapi.from_url(f"{live_app}/openapi.json")
+    # The whole app, pages included: GET /openapi.json is the API part alone.
+    schema = schemathesis.openapi.from_dict(full_spec(live_app.app))
+    base_url = live_app.base_url
     # Log everyone in before the anonymous caller's wrong passwords count against 127.0.0.1.
-    callers = [fz.anonymous(live_app), fz.station(token)]
-    callers += [fz.logged_in(live_app, role, role, PASSWORD) for role in ROLES]
+    callers = [fz.anonymous(base_url), fz.station(token)]
+    callers += [fz.logged_in(base_url, role, role, PASSWORD) for role in ROLES]
     fuzz_seed = int(os.environ.get("LOUPE_FUZZ_SEED") or random.randrange(2**32))
-    fuzzer = fz.Fuzzer(live_app, EXAMPLES, fuzz_seed)
+    fuzzer = fz.Fuzzer(base_url, EXAMPLES, fuzz_seed)
     # The admin's fuzzing never changes the fuzzing users or revokes the station's token:
     # those ids are sent as a target's instead.
     targets = [users[t].id for t in TARGETS]
@@ -90,7 +81,7 @@ def test_every_role_fuzzed_without_server_errors(live_app, committed_db):
             operation = result.ok()
             if caller.may_call(operation.method.upper(), operation.path):
                 fuzzer.run(operation, caller)
-        if not fz.still_logged_in(live_app, caller):
+        if not fz.still_logged_in(base_url, caller):
             ended.append(caller.role)
     outcome = fuzzer.outcome
     print(f"\nseed {fuzz_seed}, {EXAMPLES} examples per operation\n{outcome.table()}")

@@ -27,6 +27,7 @@ REVIEWERS = ("inspector", "lead", "admin")
 LEADS = ("lead", "admin")
 ADMINS = ("admin",)
 ML = ("ml", "admin")
+HISTORY = ("lead", "ml", "admin")  # the inspection history pages
 
 ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/healthz"): PUBLIC,
@@ -54,6 +55,8 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/review/queue"): LEADS,
     ("POST", "/review/tasks/{task_id}/release"): LEADS,
     ("POST", "/review/tasks/{task_id}/send-back"): LEADS,
+    ("GET", "/inspections"): HISTORY,
+    ("GET", "/inspections/{inspection_id}"): HISTORY,
     ("GET", "/dashboard"): ML,
     ("GET", "/ml/models"): ML,
     ("POST", "/ml/retrain"): ML,
@@ -66,6 +69,9 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/ml/instructions"): ML,
     ("GET", "/ml/instructions/{snapshot_id}/crops/{crop_id}"): ML,
     ("POST", "/ml/instructions/exclude"): ML,
+    ("GET", "/ml/exports"): ML,
+    ("POST", "/ml/exports"): ML,
+    ("GET", "/ml/exports/{job_id}/download"): ML,
     ("GET", "/dashboard/patterns"): ML,
     ("GET", "/api/v1/reports/weekly"): ML,
     ("GET", "/api/v1/reports/weekly.csv"): ML,
@@ -79,6 +85,11 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/admin/tokens"): ADMINS,
     ("POST", "/admin/tokens"): ADMINS,
     ("POST", "/admin/tokens/{token_id}/revoke"): ADMINS,
+    ("GET", "/admin/webhooks"): ADMINS,
+    ("POST", "/admin/webhooks"): ADMINS,
+    ("GET", "/admin/webhooks/{endpoint_id}"): ADMINS,
+    ("POST", "/admin/webhooks/{endpoint_id}/remove"): ADMINS,
+    ("POST", "/admin/webhooks/deliveries/{delivery_id}/replay"): ADMINS,
 }
 
 
@@ -104,9 +115,12 @@ def concrete(path: str) -> str:
         .replace("{decision_id}", "999999")
         .replace("{user_id}", "999999")
         .replace("{token_id}", "999999")
+        .replace("{endpoint_id}", "999999")
+        .replace("{delivery_id}", "999999")
         .replace("{photo_id}", "999999")
         .replace("{snapshot_id}", "f" * 64)
         .replace("{crop_id}", "999999")
+        .replace("{job_id}", "999999")
     )
 
 

@@ -57,13 +57,25 @@ def test_compose_refuses_to_start_without_a_secret(missing):
 
 
 def test_training_has_a_queue_and_a_worker_of_its_own():
-    """A run holds its worker slot for minutes to hours: inspections must not wait for it."""
+    """A run (or an export) holds its worker slot for minutes to hours: inspections must
+    not wait for it."""
     import yaml
 
-    from app.task_names import EVALUATE_CLASSIFIER, RUN_INFERENCE, TRAIN_DETECTOR, TUNE_CLASSIFIER
+    from app.task_names import (
+        EVALUATE_CLASSIFIER,
+        EXPORT_DATASET,
+        RUN_INFERENCE,
+        TRAIN_DETECTOR,
+        TUNE_CLASSIFIER,
+    )
     from workers.celery_app import INFERENCE_QUEUE, TRAINING_QUEUE, TRAINING_TASKS, celery
 
-    assert set(TRAINING_TASKS) == {TRAIN_DETECTOR, EVALUATE_CLASSIFIER, TUNE_CLASSIFIER}
+    assert set(TRAINING_TASKS) == {
+        TRAIN_DETECTOR,
+        EVALUATE_CLASSIFIER,
+        TUNE_CLASSIFIER,
+        EXPORT_DATASET,
+    }
     router = celery.amqp.router
     for name in TRAINING_TASKS:
         assert router.route({}, name)["queue"].name == TRAINING_QUEUE
@@ -72,6 +84,22 @@ def test_training_has_a_queue_and_a_worker_of_its_own():
     worker, trainer = services["worker"]["command"], services["trainer"]["command"]
     assert worker[worker.index("-Q") + 1] == INFERENCE_QUEUE
     assert trainer[trainer.index("-Q") + 1] == TRAINING_QUEUE
+
+
+def test_webhook_deliveries_have_a_queue_and_a_worker_of_their_own():
+    """A receiver that takes its 5 s to answer must hold a webhooks thread, never a slot
+    that inspections are waiting for."""
+    import yaml
+
+    from app.task_names import DELIVER_WEBHOOK
+    from workers.celery_app import WEBHOOK_QUEUE, celery
+
+    assert celery.amqp.router.route({}, DELIVER_WEBHOOK)["queue"].name == WEBHOOK_QUEUE
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    command = services["webhooks"]["command"]
+    assert command[command.index("-Q") + 1] == WEBHOOK_QUEUE
+    worker = services["worker"]["command"]
+    assert WEBHOOK_QUEUE not in worker[worker.index("-Q") + 1].split(",")
 
 
 def test_every_process_that_reads_prompts_sees_the_sites_prompt_directory():
