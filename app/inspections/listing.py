@@ -14,6 +14,10 @@ write, so one that commits a moment after a poll can land just before that poll'
 a poller that must miss nothing also re-reads from a cursor it got a few seconds earlier
 (the answers are idempotent by id).
 
+Labels that came with a site's history (`loupe import --as verified`: a decision without
+a user) are no outcome the warehouse is waiting for, so `decided` leaves them out; the
+other statuses and GET by id show them, decided by "import".
+
 No N+1: one query finds the page's ids (each kind of decision from its own index, merged),
 one loads the inspections with their photos and regions, one the decisions in effect
 with their regions.
@@ -117,7 +121,8 @@ def _decided_ids(
     by_inspector = _keys(
         select(Inspection.id.label("id"), Decision.created_at.label("at"))
         .join(ReviewTask, ReviewTask.decision_id == Decision.id)
-        .join(Inspection, Inspection.id == ReviewTask.inspection_id),
+        .join(Inspection, Inspection.id == ReviewTask.inspection_id)
+        .where(Decision.user_id.is_not(None)),
         Decision.created_at,
         after,
         station,

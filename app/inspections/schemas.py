@@ -47,6 +47,9 @@ class PhotoOut(BaseModel):
     content_hash: str
 
 
+Source = Literal["model", "inspector", "import"]  # "import": came with a site's history
+
+
 class FinalRegionOut(BaseModel):
     """A defect as finally decided: the inspector's answer after review (a changed type, a
     drawn box), or the models' region for an automatic decision. Regions found not to be a
@@ -56,13 +59,14 @@ class FinalRegionOut(BaseModel):
     box: BoxOut
     defect_type: str
     severity: str | None
-    source: Literal["model", "inspector"]
+    source: Source
 
 
 class OutcomeOut(BaseModel):
     """The garment's final decision, for the warehouse system."""
 
-    decided_by: Literal["model", "inspector"]
+    # "import": a label that came with a site's history (`loupe import`), no one's decision
+    decided_by: Literal["model", "inspector", "import"]
     decided_at: datetime
     verdict: str  # pass | reject
     model_verdict: str | None  # what the models said (for review: what they proposed)
@@ -148,14 +152,15 @@ def _outcome(
     inspection: Inspection, decision: Decision | None, positions: dict[int, int]
 ) -> OutcomeOut | None:
     if decision is not None:
+        who: Source = "import" if decision.user_id is None else "inspector"
         return OutcomeOut(
-            decided_by="inspector",
+            decided_by=who,
             decided_at=decision.created_at,
             verdict=decision.verdict,
             model_verdict=decision.model_verdict,
             is_audit=decision.is_audit,
             regions=[
-                _final(r, positions, "inspector")
+                _final(r, positions, who)
                 for r in decision.regions
                 if r.outcome != "not_defect" and r.defect_type != "normal"
             ],
@@ -173,9 +178,6 @@ def _outcome(
             _final(r, positions, "model") for r in inspection.regions if r.defect_type != "normal"
         ],
     )
-
-
-Source = Literal["model", "inspector"]
 
 
 def _final(

@@ -213,3 +213,35 @@ def test_imported_labels_are_nobodys_work_and_no_models_disagreement(committed_d
     assert [v["reviews"] for v in report["model_versions"]] == [1]
     # ... while the learning loop has all four items.
     assert count_new_samples(session=committed_db, after_decision_id=None) == 4
+
+
+def test_the_warehouse_feed_lists_no_imported_label_and_the_api_says_where_one_came_from(
+    committed_db, tmp_path
+):
+    """A site's history is no outcome a warehouse system waits for; read by id, an
+    imported label says it was imported, not that an inspector decided it."""
+    from app.inspections import listing
+    from app.inspections.schemas import InspectionOut
+    from app.review.decisions import decide
+    from app.review.service import claim_next
+    from tests.integration.review_support import make_review_item, make_user
+
+    alice = make_user(committed_db, name="alice")
+    task = make_review_item(committed_db, defect_type="stain")
+    committed_db.commit()
+    claim_next(session=committed_db, user_id=alice.id, lease_seconds=300)
+    decide(session=committed_db, task_id=task.id, user_id=alice.id, verdict="confirm")
+    assert "imported 3," in loupe_import("yolo", site_history(tmp_path / "s"), "--map",
+                                         "Knot=snag", "--var-dir", tmp_path)  # fmt: skip
+    committed_db.rollback()
+
+    feed = listing.page(session=committed_db, status="decided", after=None, station=None,
+                        limit=50)  # fmt: skip
+    assert [i.id for i, _ in feed.items] == [task.inspection_id]
+    routed = listing.page(session=committed_db, status="routed", after=None, station=None,
+                          limit=50)  # fmt: skip
+    imported = [InspectionOut.of(i, d) for i, d in routed.items if i.source is not None]
+    assert len(imported) == 3
+    outcomes = [o.outcome for o in imported if o.outcome is not None]
+    assert {o.decided_by for o in outcomes} == {"import"}
+    assert {r.source for o in outcomes for r in o.regions} == {"import"}
