@@ -9,6 +9,7 @@ from app.task_names import (
     DELIVER_WEBHOOK,
     EVALUATE_CLASSIFIER,
     EXPORT_DATASET,
+    SWEEP_WEBHOOK_DELIVERIES,
     TRAIN_DETECTOR,
     TUNE_CLASSIFIER,
 )
@@ -25,7 +26,7 @@ TRAINING_TASKS = (TRAIN_DETECTOR, EVALUATE_CLASSIFIER, TUNE_CLASSIFIER, EXPORT_D
 # Webhook deliveries wait on other systems (up to LOUPE_WEBHOOK_TIMEOUT_S each): a worker
 # of their own, so a slow receiver never holds a slot that inspections are waiting for.
 WEBHOOK_QUEUE = "webhooks"
-WEBHOOK_TASKS = (DELIVER_WEBHOOK,)
+WEBHOOK_TASKS = (DELIVER_WEBHOOK, SWEEP_WEBHOOK_DELIVERIES)
 
 celery = Celery(
     "loupe",

@@ -8,6 +8,7 @@ from app.task_names import (
     CHECK_RETRAIN_TRIGGER,
     SNAPSHOT_WEEKLY_REPORTS,
     SWEEP_STUCK_INSPECTIONS,
+    SWEEP_WEBHOOK_DELIVERIES,
     TRAINING_WATCHDOG,
 )
 
@@ -29,6 +30,11 @@ BEAT_SCHEDULE = {
     },
     # The learning loop: the retraining trigger (hourly by default; every check is recorded)
     # and the watchdog that fails a run whose worker went silent, freeing the training slot.
+    # Webhook retries whose message the broker lost (app.webhooks.delivery.overdue).
+    "sweep-webhook-deliveries": {
+        "task": SWEEP_WEBHOOK_DELIVERIES,
+        "schedule": 60.0,
+    },
     "check-retrain-trigger": {
         "task": CHECK_RETRAIN_TRIGGER,
         "schedule": _learning.retrain_check_interval_s,

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -38,6 +38,8 @@ MAX_ERROR = 500  # characters of an error or of a refusing receiver's answer kep
 DUE_SLACK = timedelta(seconds=1)
 # Beyond the timeout, before a claimed attempt counts as abandoned (a worker died mid-call).
 CLAIM_MARGIN = timedelta(seconds=30)
+# How long past due an open delivery waits for its message before the sweep sends another.
+SWEEP_GRACE = timedelta(minutes=2)
 USER_AGENT = "Loupe-Webhooks/1"
 
 Outcome = Literal["delivered", "retrying", "failed", "skipped"]
@@ -183,6 +185,24 @@ def record(
         delivery.status = "failed"
     session.commit()
     return done
+
+
+def overdue(*, session: Session, now: datetime, limit: int = 500) -> list[int]:
+    """Open deliveries whose message seems lost: due (or, never tried, created) more than
+    SWEEP_GRACE ago. A retry is a message the broker keeps until it is due; a broker that
+    was away when it was sent, or restarted without its data, loses it, and the delivery
+    would wait as `retrying` for ever. Sending one again is safe: the claim takes a
+    delivery only while it is open and due, once."""
+    since = now - SWEEP_GRACE
+    due_at = func.coalesce(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at)
+    return list(
+        session.scalars(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status.in_(OPEN), due_at <= since)
+            .order_by(due_at)
+            .limit(limit)
+        )
+    )
 
 
 def attempt(

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -90,6 +91,12 @@ class WebhookDelivery(Base):
         UniqueConstraint("endpoint_id", "event_id"),
         # The log of one endpoint, newest first.
         Index("webhook_delivery_endpoint_id_idx", "endpoint_id", "id"),
+        # The sweep's "open and overdue" (app.webhooks.delivery.overdue): a few rows at most.
+        Index(
+            "webhook_delivery_open_idx",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'retrying')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -93,6 +93,12 @@ def upgrade() -> None:
         ),
     )
     op.create_index("webhook_delivery_endpoint_id_idx", "webhook_delivery", ["endpoint_id", "id"])
+    op.create_index(
+        "webhook_delivery_open_idx",
+        "webhook_delivery",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("status IN ('pending', 'retrying')"),
+    )
     op.create_table(
         "webhook_attempt",
         _id(),
@@ -118,6 +124,7 @@ def downgrade() -> None:
     """Downgrade schema."""
     op.drop_index("webhook_attempt_delivery_id_idx", table_name="webhook_attempt")
     op.drop_table("webhook_attempt")
+    op.drop_index("webhook_delivery_open_idx", table_name="webhook_delivery")
     op.drop_index("webhook_delivery_endpoint_id_idx", table_name="webhook_delivery")
     op.drop_table("webhook_delivery")
     op.drop_table("webhook_event")

@@ -162,6 +162,37 @@ def test_after_the_last_attempt_it_gives_up_and_a_replay_sends_the_same_event(co
     assert len(site) == 2  # retries were asked for after attempts 1 and 2 only
 
 
+def test_a_retry_whose_message_was_lost_is_sent_again_by_the_sweep(committed_db, site):
+    """The broker was away when the retry was sent (or lost it in a restart): once the
+    delivery is overdue, beat's sweep sends it again, and only what is open and overdue."""
+    from workers.tasks.webhooks import deliver_webhook, sweep_webhook_deliveries
+
+    with receiver(statuses=[503]) as wms:
+        service.add_endpoint(session=committed_db, url=wms.url, events=["decided"])
+        committed_db.commit()
+        decided_item(committed_db, external_id="RMA-1")
+        decided_item(committed_db, external_id="RMA-2")
+        assert sorted(relay_webhooks()) == ["delivered", "retrying"]
+        lost, delivered = sorted(deliveries(committed_db), key=lambda d: d.status != "retrying")
+        site.clear()  # the retry asked for above never reached the broker
+
+        make_due(committed_db, lost.id)  # due a second ago: its message may still come
+        assert sweep_webhook_deliveries.apply().get() == 0
+        committed_db.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([lost.id, delivered.id]))
+            .values(next_attempt_at=utcnow() - timedelta(minutes=3))
+        )
+        committed_db.commit()
+        assert sweep_webhook_deliveries.apply().get() == 1
+        assert site == [(lost.id, 0)]
+        assert deliver_webhook.apply(kwargs={"delivery_id": lost.id}).get() == "delivered"
+
+    assert sweep_webhook_deliveries.apply().get() == 0
+    assert {d.status for d in deliveries(committed_db)} == {"delivered"}
+    assert len(wms.requests) == 3
+
+
 def test_a_slow_receiver_never_slows_a_decision_and_times_out_in_the_log(committed_db, site):
     with receiver(delay_s=3.0) as wms:
         service.add_endpoint(session=committed_db, url=wms.url, events=["decided"])

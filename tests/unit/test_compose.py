@@ -91,10 +91,13 @@ def test_webhook_deliveries_have_a_queue_and_a_worker_of_their_own():
     that inspections are waiting for."""
     import yaml
 
-    from app.task_names import DELIVER_WEBHOOK
+    from app.task_names import DELIVER_WEBHOOK, SWEEP_WEBHOOK_DELIVERIES
     from workers.celery_app import WEBHOOK_QUEUE, celery
+    from workers.schedule import BEAT_SCHEDULE
 
-    assert celery.amqp.router.route({}, DELIVER_WEBHOOK)["queue"].name == WEBHOOK_QUEUE
+    for name in (DELIVER_WEBHOOK, SWEEP_WEBHOOK_DELIVERIES):
+        assert celery.amqp.router.route({}, name)["queue"].name == WEBHOOK_QUEUE
+    assert SWEEP_WEBHOOK_DELIVERIES in {entry["task"] for entry in BEAT_SCHEDULE.values()}
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     command = services["webhooks"]["command"]
     assert command[command.index("-Q") + 1] == WEBHOOK_QUEUE

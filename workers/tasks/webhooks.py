@@ -6,7 +6,9 @@ thread, never one that inspections are waiting for.
 
 A retry is this task again, sent with a countdown. Celery keeps such a message in the
 broker until it is due; a worker that dies meanwhile hands it back (acks late), and the
-claim in app.webhooks.delivery makes a message that arrives twice send once.
+claim in app.webhooks.delivery makes a message that arrives twice send once. A message
+that never reached the broker, or that a broker restarted without its data lost, is sent
+again by beat's sweep once its delivery is overdue.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from functools import lru_cache
 import httpx
 
 from app.config import get_settings
-from app.db import session_scope
-from app.task_names import DELIVER_WEBHOOK
+from app.db import session_scope, utcnow
+from app.task_names import DELIVER_WEBHOOK, SWEEP_WEBHOOK_DELIVERIES
 from app.webhooks import delivery
 from workers.celery_app import celery
 
@@ -48,3 +50,15 @@ def deliver_webhook(delivery_id: int) -> str:
 
 def schedule_retry(delivery_id: int, countdown: float) -> None:
     deliver_webhook.apply_async(kwargs={"delivery_id": delivery_id}, countdown=countdown)
+
+
+@celery.task(name=SWEEP_WEBHOOK_DELIVERIES)
+def sweep_webhook_deliveries() -> int:
+    """Send again each open delivery whose message seems lost; how many were sent."""
+    with session_scope() as session:
+        overdue = delivery.overdue(session=session, now=utcnow())
+    for delivery_id in overdue:
+        schedule_retry(delivery_id, 0)
+    if overdue:
+        log.warning("sent %s overdue webhook deliveries again", len(overdue))
+    return len(overdue)
