@@ -144,3 +144,31 @@ def _find_all(text: str, needle: str) -> list[int]:
         found.append(i)
         i = text.find(needle, i + 1)
     return found
+
+
+def test_the_models_against_an_imports_labels(ml_client, db_session):
+    """Items imported with their labels (`loupe import --as inspect`) and routed by the
+    models: the week's escapes, false rejects and boxes found, on the page and in the API."""
+    assert "Models against imported labels" not in ml_client.get(f"/dashboard?week={WEEK}").text
+    stain = {"photo": 0, "type": "stain", "severity": None, "box": [10.0, 20.0, 110.0, 90.0]}
+    for route, labels in (
+        ("auto_reject", {"split": "val", "label": None, "boxes": [stain]}),  # found
+        ("auto_pass", {"split": "val", "label": None, "boxes": [{**stain, "type": "hole"}]}),
+        ("auto_reject", {"split": "val", "label": "normal", "boxes": []}),  # a false reject
+    ):
+        task = make_review_item(db_session, defect_type="stain", created_at=at(18, 9))
+        inspection = task.inspection
+        inspection.route, inspection.routed_at = route, at(18, 9, 1)
+        inspection.source, inspection.reference_labels = "import:site-2024", labels
+    db_session.commit()
+
+    reference = ml_client.get(f"/api/v1/reports/weekly?week={WEEK}").json()["reference"]
+    assert reference["defective"] == {"items": 2, "auto_pass": 1, "auto_reject": 1, "review": 0}
+    assert reference["clean"] == {"items": 1, "auto_pass": 0, "auto_reject": 1, "review": 0}
+    assert [(r["type"], r["boxes"], r["found"], r["located"]) for r in reference["per_type"]] == [
+        ("hole", 1, 0, 1),
+        ("stain", 1, 1, 1),
+    ]
+    page = ml_client.get(f"/dashboard?week={WEEK}").text
+    assert "Models against imported labels" in page
+    assert "Of 2 the labels call defective, the models passed 1 (50" in page
