@@ -180,22 +180,29 @@ def test_photos_to_inspect_go_through_the_outbox_with_their_labels_kept(committe
     assert row_counts(committed_db)["decision"] == 0
 
 
-def test_imported_labels_are_nobodys_work_and_no_models_disagreement(committed_db, tmp_path):
-    from app.dashboard.report import ReportOptions, weekly_report
-    from app.dashboard.weeks import Week
-    from app.review import stats
+def decided_then_imported(session, tmp_path):  # type: ignore[no-untyped-def]
+    """alice confirms one stain in the queue, then a site's history of 3 items comes in."""
     from app.review.decisions import decide
     from app.review.service import claim_next
     from tests.integration.review_support import make_review_item, make_user
 
-    alice = make_user(committed_db, name="alice")
-    task = make_review_item(committed_db, defect_type="stain")
-    committed_db.commit()
-    claim_next(session=committed_db, user_id=alice.id, lease_seconds=300)
-    decide(session=committed_db, task_id=task.id, user_id=alice.id, verdict="confirm")
+    alice = make_user(session, name="alice")
+    task = make_review_item(session, defect_type="stain")
+    session.commit()
+    claim_next(session=session, user_id=alice.id, lease_seconds=300)
+    decide(session=session, task_id=task.id, user_id=alice.id, verdict="confirm")
     assert "imported 3," in loupe_import("yolo", site_history(tmp_path / "s"), "--map",
                                          "Knot=snag", "--var-dir", tmp_path)  # fmt: skip
-    committed_db.rollback()
+    session.rollback()
+    return alice, task
+
+
+def test_imported_labels_are_nobodys_work_and_no_models_disagreement(committed_db, tmp_path):
+    from app.dashboard.report import ReportOptions, weekly_report
+    from app.dashboard.weeks import Week
+    from app.review import stats
+
+    alice, _ = decided_then_imported(committed_db, tmp_path)
 
     now = utcnow()
     today = stats.inspectors_today(session=committed_db, now=now, timezone="UTC")
@@ -222,18 +229,8 @@ def test_the_warehouse_feed_lists_no_imported_label_and_the_api_says_where_one_c
     imported label says it was imported, not that an inspector decided it."""
     from app.inspections import listing
     from app.inspections.schemas import InspectionOut
-    from app.review.decisions import decide
-    from app.review.service import claim_next
-    from tests.integration.review_support import make_review_item, make_user
 
-    alice = make_user(committed_db, name="alice")
-    task = make_review_item(committed_db, defect_type="stain")
-    committed_db.commit()
-    claim_next(session=committed_db, user_id=alice.id, lease_seconds=300)
-    decide(session=committed_db, task_id=task.id, user_id=alice.id, verdict="confirm")
-    assert "imported 3," in loupe_import("yolo", site_history(tmp_path / "s"), "--map",
-                                         "Knot=snag", "--var-dir", tmp_path)  # fmt: skip
-    committed_db.rollback()
+    _, task = decided_then_imported(committed_db, tmp_path)
 
     feed = listing.page(session=committed_db, status="decided", after=None, station=None,
                         limit=50)  # fmt: skip
