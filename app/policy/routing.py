@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 Verdict = Literal["pass", "reject"]
 RouteKind = Literal["auto_pass", "auto_reject", "review"]
@@ -92,6 +93,22 @@ class RegionScore:
         return region_confidence(self.detector_score, self.type_probability)
 
 
+class Scored(Protocol):
+    """What the band needs of a region: RegionScore as the models score it, or a region as
+    it was recorded (app.policy.thresholds replays history with other bands)."""
+
+    @property
+    def detector_score(self) -> float: ...
+    @property
+    def defect_type(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def confidence(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class Route:
     kind: RouteKind
@@ -114,7 +131,7 @@ class RoutingPolicy:
     table: DecisionTable = field(default_factory=DecisionTable)
 
     def route(
-        self, regions: list[RegionScore] | None, audit_draw: float, *, cold_start: bool = False
+        self, regions: Sequence[Scored] | None, audit_draw: float, *, cold_start: bool = False
     ) -> Route:
         return route(regions, self.thresholds, self.table, audit_draw, cold_start=cold_start)
 
@@ -139,7 +156,7 @@ def region_confidence(detector_score: float, type_probability: float) -> float:
     return max(0.0, min(1.0, detector_score * type_probability))
 
 
-def _worst_severity(regions: list[RegionScore]) -> str | None:
+def _worst_severity(regions: Sequence[Scored]) -> str | None:
     # A "normal" region has no defect to be severe about; its scored severity is evidence only.
     defects = [r for r in regions if r.defect_type != NOT_A_DEFECT]
     ranked = [r.severity for r in defects if r.severity in SEVERITY_ORDER]
@@ -147,7 +164,7 @@ def _worst_severity(regions: list[RegionScore]) -> str | None:
 
 
 def route(
-    regions: list[RegionScore] | None,
+    regions: Sequence[Scored] | None,
     thresholds: Thresholds,
     table: DecisionTable,
     audit_draw: float,
@@ -176,7 +193,7 @@ def route(
     return auto
 
 
-def _automatic_route(found: list[RegionScore], t: Thresholds, table: DecisionTable) -> Route:
+def _automatic_route(found: Sequence[Scored], t: Thresholds, table: DecisionTable) -> Route:
     if not found:
         return Route("auto_pass", "no_defect", None, "pass")
     confidence = max(r.confidence for r in found)

@@ -1,0 +1,105 @@
+"""`loupe thresholds simulate`: the site's history replayed under other bands."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from app.cli_options import database_session, var_dir_option
+from app.policy.thresholds import Rate
+
+DEFAULT_BANDS = "0.95:0.70,0.93:0.75,0.90:0.80"  # the field report's three
+
+
+@click.group()
+def thresholds() -> None:
+    """The review band (LOUPE_THRESHOLD_HIGH and _LOW) measured on this site's history."""
+
+
+@thresholds.command("simulate")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Items routed on or after this day (UTC); 28 days back by default.")  # fmt: skip
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Items routed before this day (UTC); now by default.")  # fmt: skip
+@click.option("--pairs", default=DEFAULT_BANDS, show_default=True,
+              help="Bands to replay, HIGH:LOW, comma-separated.")  # fmt: skip
+@click.option("--grid", is_flag=True,
+              help="Replay a grid of bands and print the curve of human work against "
+              "escapes (the bands nothing else beats on both).")  # fmt: skip
+@click.option("--min-support", default=30, show_default=True, type=click.IntRange(1),
+              help="Refuse a rate with fewer audits (or decided items) behind it.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@var_dir_option
+def simulate(
+    since: datetime | None,
+    until: datetime | None,
+    pairs: str,
+    grid: bool,
+    min_support: int,
+    as_json: bool,
+    var_dir: Path,
+) -> None:
+    """For each band: the share the models would decide, the share sent to people, and
+    the escape and false-reject rates estimated from the inspectors' decisions (inside
+    the band in force) and the random audits (outside it), with 95 % intervals."""
+    from app.config import get_settings
+    from app.policy import thresholds as policy
+    from app.thresholds.history import load
+
+    try:
+        bands = policy.grid() if grid else policy.parse_bands(pairs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--pairs") from exc
+    end = (until or datetime.now(UTC)).replace(tzinfo=UTC)
+    start = (since or end - timedelta(days=28)).replace(tzinfo=UTC)
+    if start >= end:
+        raise click.BadParameter("--since must come before --until", param_hint="--since")
+    routing = get_settings().routing
+    with database_session(var_dir) as session:
+        history = load(session, since=start, until=end)
+    estimates = policy.replay(
+        history.items, bands, table=routing.table,
+        detector_threshold=routing.thresholds.detector,
+        audit_rate=routing.thresholds.audit_rate, min_support=min_support,
+    )  # fmt: skip
+    shown = policy.frontier(estimates) if grid else estimates
+    if as_json:
+        click.echo(json.dumps({
+            "since": start.isoformat(), "until": end.isoformat(),
+            "items": len(history.items), "waiting": history.waiting,
+            "in_force": str(policy.Band(routing.thresholds.high, routing.thresholds.low)),
+            "bands": [e.as_dict() for e in shown],
+        }, indent=2))  # fmt: skip
+        return
+    strata = {s: sum(i.stratum == s for i in history.items)
+              for s in ("reviewed", "audited", "automatic")}  # fmt: skip
+    click.echo(
+        f"{len(history.items)} decided items routed {start:%Y-%m-%d} to {end:%Y-%m-%d}: "
+        f"{strata['reviewed']} reviewed, {strata['audited']} audited, "
+        f"{strata['automatic']} automatic without an audit; {history.waiting} waiting for "
+        "a decision left out"
+    )
+    click.echo(f"band in force {routing.thresholds.high:.2f}:{routing.thresholds.low:.2f}; "
+               f"audits {routing.thresholds.audit_rate:.1%} of automatic items")  # fmt: skip
+    if grid:
+        click.echo(f"the curve: {len(shown)} of {len(estimates)} bands that nothing else beats")
+    click.echo(f"{'band':<10} {'automatic':>9} {'to people':>9}  {'escapes (95 %)':<28} "
+               f"{'false rejects (95 %)':<28} labeled (audits)")  # fmt: skip
+    for e in shown:
+        click.echo(
+            f"{e.band!s:<10} {e.automatic_share:>9.1%} {e.human_share:>9.1%}  "
+            f"{_rate(e.escape):<28} {_rate(e.false_reject):<28} "
+            f"{e.escape.labeled} ({e.escape.audited})"
+        )
+    refused = {r.refused for e in shown for r in (e.escape, e.false_reject) if r.refused}
+    for reason in sorted(refused):
+        click.echo(f"refused: {reason}")
+
+
+def _rate(rate: Rate) -> str:
+    if rate.value is None or rate.low is None or rate.high is None:
+        return "refused"
+    return f"{rate.value:.2%} ({rate.low:.2%}-{rate.high:.2%})"
