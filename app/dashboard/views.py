@@ -25,7 +25,10 @@ from app.feedback.tables import KINDS
 from app.i18n import label as label_in
 from app.pages import render
 from app.policy.patterns import Pattern
+from app.policy.thresholds import FIELD_REPORT_BANDS, MIN_SUPPORT, parse_bands
 from app.spec import API, ROLE_PAGE, Responses, api, page
+from app.thresholds.history import simulate as band_replay
+from app.thresholds.history import with_band_in_force
 
 router = APIRouter(tags=["dashboard"])
 # The router serves the report API (JSON, CSV) and the dashboard pages (HTML).
@@ -179,6 +182,34 @@ def dashboard(
         "csv_tables": get_args(CsvTable),
     }
     return render(request, "dashboard.html", context)
+
+
+@router.get(
+    "/dashboard/bands", name="dashboard_bands", response_class=HTMLResponse,
+    responses=DASHBOARD_PAGE,
+)  # fmt: skip
+def bands_panel(
+    request: Request,
+    session: SessionDep,
+    user: MlDep,
+    settings: SettingsDep,
+    week: str | None = Query(None, max_length=20),
+) -> Response:
+    """The week's items replayed under the band in force and the field report's bands
+    (app.policy.thresholds). The dashboard loads it after the page: it reads every item
+    of the week, which the report's aggregates do not."""
+    now = utcnow()
+    chosen = _week(week, now, settings.site_timezone)
+    start, end = chosen.bounds(settings.site_timezone)
+    routing = settings.routing
+    history, estimates = band_replay(
+        session, routing=routing,
+        bands=with_band_in_force(routing, parse_bands(FIELD_REPORT_BANDS)),
+        since=start, until=min(end, now), min_support=MIN_SUPPORT,
+    )  # fmt: skip
+    context = {"user": user, "week": str(chosen), "history": history, "estimates": estimates,
+               "min_support": MIN_SUPPORT, "percent": presenters.percent}  # fmt: skip
+    return render(request, "dashboard_bands.html", context, block="bands")
 
 
 @router.get(

@@ -33,6 +33,8 @@ NO_AUDIT = 1.0  # an audit draw that never audits: the replay asks what the band
 # The grid of `loupe thresholds simulate --grid` (the field report tried three of these).
 GRID_HIGH = (0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.99)
 GRID_LOW = (0.50, 0.60, 0.70, 0.75, 0.80, 0.85, 0.90)
+FIELD_REPORT_BANDS = "0.95:0.70,0.93:0.75,0.90:0.80"  # the three the field report tried
+MIN_SUPPORT = 30  # audits (or decided items) below which a rate is refused
 VERBS: dict[RouteKind, str] = {"auto_pass": "pass", "auto_reject": "reject", "review": "review"}
 
 

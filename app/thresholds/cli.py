@@ -9,9 +9,7 @@ from pathlib import Path
 import click
 
 from app.cli_options import database_session, var_dir_option
-from app.policy.thresholds import Rate
-
-DEFAULT_BANDS = "0.95:0.70,0.93:0.75,0.90:0.80"  # the field report's three
+from app.policy.thresholds import FIELD_REPORT_BANDS, MIN_SUPPORT, Rate
 
 
 @click.group()
@@ -24,12 +22,12 @@ def thresholds() -> None:
               help="Items routed on or after this day (UTC); 28 days back by default.")  # fmt: skip
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Items routed before this day (UTC); now by default.")  # fmt: skip
-@click.option("--pairs", default=DEFAULT_BANDS, show_default=True,
+@click.option("--pairs", default=FIELD_REPORT_BANDS, show_default=True,
               help="Bands to replay, HIGH:LOW, comma-separated.")  # fmt: skip
 @click.option("--grid", is_flag=True,
               help="Replay a grid of bands and print the curve of human work against "
               "escapes (the bands nothing else beats on both).")  # fmt: skip
-@click.option("--min-support", default=30, show_default=True, type=click.IntRange(1),
+@click.option("--min-support", default=MIN_SUPPORT, show_default=True, type=click.IntRange(1),
               help="Refuse a rate with fewer audits (or decided items) behind it.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @var_dir_option
@@ -47,7 +45,7 @@ def simulate(
     the band in force) and the random audits (outside it), with 95 % intervals."""
     from app.config import get_settings
     from app.policy import thresholds as policy
-    from app.thresholds.history import load
+    from app.thresholds.history import simulate as replay_history
 
     try:
         bands = policy.grid() if grid else policy.parse_bands(pairs)
@@ -59,12 +57,10 @@ def simulate(
         raise click.BadParameter("--since must come before --until", param_hint="--since")
     routing = get_settings().routing
     with database_session(var_dir) as session:
-        history = load(session, since=start, until=end)
-    estimates = policy.replay(
-        history.items, bands, table=routing.table,
-        detector_threshold=routing.thresholds.detector,
-        audit_rate=routing.thresholds.audit_rate, min_support=min_support,
-    )  # fmt: skip
+        history, estimates = replay_history(
+            session, routing=routing, bands=bands, since=start, until=end,
+            min_support=min_support,
+        )  # fmt: skip
     shown = policy.frontier(estimates) if grid else estimates
     if as_json:
         click.echo(json.dumps({

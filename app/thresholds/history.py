@@ -8,6 +8,7 @@ regions. Labels imported with a site's history (route NULL) are not routed items
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -16,8 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.inspections.tables import Inspection, Region
-from app.policy.routing import Verdict
-from app.policy.thresholds import RecordedItem, RecordedRegion, Stratum
+from app.policy.routing import RoutingPolicy, Verdict
+from app.policy.thresholds import (
+    Band,
+    BandEstimate,
+    RecordedItem,
+    RecordedRegion,
+    Stratum,
+    replay,
+)
 
 AUTOMATIC = ("auto_pass", "auto_reject")
 # Reasons that send an item to people whatever the band: nothing a band could decide.
@@ -65,3 +73,29 @@ def load(session: Session, *, since: datetime, until: datetime) -> History:
         recorded = None if row.route_reason in ALWAYS_HUMAN else tuple(regions[row.id])
         items.append(RecordedItem(recorded, stratum, cast(Verdict | None, truth)))
     return History(items, waiting)
+
+
+def simulate(
+    session: Session,
+    *,
+    routing: RoutingPolicy,
+    bands: Sequence[Band],
+    since: datetime,
+    until: datetime,
+    min_support: int,
+) -> tuple[History, list[BandEstimate]]:
+    """The window's history, and each band replayed on it with the site's decision table,
+    detector threshold and audit rate (`loupe thresholds simulate`, the dashboard)."""
+    history = load(session, since=since, until=until)
+    t = routing.thresholds
+    estimates = replay(
+        history.items, bands, table=routing.table, detector_threshold=t.detector,
+        audit_rate=t.audit_rate, min_support=min_support,
+    )  # fmt: skip
+    return history, estimates
+
+
+def with_band_in_force(routing: RoutingPolicy, bands: Sequence[Band]) -> list[Band]:
+    """The band in force first, then the others (without repeating it)."""
+    in_force = Band(routing.thresholds.high, routing.thresholds.low)
+    return [in_force, *(b for b in bands if b != in_force)]

@@ -172,3 +172,43 @@ def test_the_models_against_an_imports_labels(ml_client, db_session):
     page = ml_client.get(f"/dashboard?week={WEEK}").text
     assert "Models against imported labels" in page
     assert "Of 2 the labels call defective, the models passed 1 (50" in page
+
+
+def test_the_review_band_replayed_on_the_week(make_app, db_session):
+    """The panel the dashboard loads after the page: the band in force and the field
+    report's, on the week's items, with what is too thin to say refused (in Korean too)."""
+    from tests.integration.test_thresholds_simulate import ROUTED, routed
+
+    assert ROUTED.isocalendar()[:2] == (2026, 47)
+    for confidence, verdict in ((0.80, "reject"), (0.85, "pass"), (0.72, "reject")):
+        routed(db_session, "review", confidence, verdict)
+    for _ in range(30):
+        routed(db_session, "review", 0.97, "pass", is_audit=True)
+    routed(db_session, "review", 0.97, "reject", is_audit=True, severity="minor")
+    routed(db_session, "auto_reject", 0.97, "reject")
+    db_session.commit()
+    add_user(db_session, role="ml")
+    add_user(db_session, role="ml", language="ko")
+    client = make_app(site_timezone="UTC")
+    log_in(client, "ml-en")
+
+    page = client.get(f"/dashboard?week={WEEK}").text
+    assert f'hx-get="/dashboard/bands?week={WEEK}"' in page
+    panel = client.get(f"/dashboard/bands?week={WEEK}", headers={"HX-Request": "true"}).text
+    assert panel.lstrip().startswith('<section class="card-wide" id="bands">')
+    rows = panel.split("<tr")[2:]
+    assert [r.split('class="mono">')[1][:9] for r in rows] == [
+        "0.95:0.70", "0.93:0.75", "0.90:0.80",
+    ]  # fmt: skip
+    assert "in force" in rows[0]
+    # 35 decided items, 3 reviewed, 31 audits: at 0.95:0.70 the minor stain (1 audit)
+    # passes, too little to say; it rejects 31 automatically, and the 30 audits among them
+    # were all good items: 31 of 35 false rejects.
+    assert "35 decided items: 3 reviewed inside the band in force, 31 audits" in panel
+    assert "too little data" in rows[0] and "88.57 %" in rows[0] and "audits: 30" in rows[0]
+    whole = client.get(f"/dashboard/bands?week={WEEK}")
+    assert "<html" in whole.text and "too little data" in whole.text  # without HTMX: a page
+
+    korean = make_app(site_timezone="UTC")
+    log_in(korean, "ml-ko")
+    assert "데이터 부족" in korean.get(f"/dashboard/bands?week={WEEK}").text

@@ -73,6 +73,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("POST", "/ml/exports"): ML,
     ("GET", "/ml/exports/{job_id}/download"): ML,
     ("GET", "/dashboard/patterns"): ML,
+    ("GET", "/dashboard/bands"): ML,
     ("GET", "/api/v1/reports/weekly"): ML,
     ("GET", "/api/v1/reports/weekly.csv"): ML,
     ("GET", "/admin"): ADMINS,
