@@ -21,8 +21,9 @@ not inspectors' own mistakes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from app.policy.metrics import wilson_interval
@@ -75,6 +76,9 @@ class Rate:
     high: float | None
     labeled: int  # the items with a human verdict behind it (reviewed + audited)
     audited: int  # the audits the automatic items' share comes from
+    known: int = 0  # the band's mistakes among items the inspectors reviewed (a census)
+    unchecked: int = 0  # automatic items the band would decide so: only audits tell
+    found: int = 0  # its mistakes among the `audited` of those
     refused: str | None = None
 
 
@@ -199,19 +203,18 @@ def _rate(
             f"{len(audited)} audits stand for the {len(group)} automatic items it would "
             f"{VERBS[kind]}; at least {min_support} are needed"
         )
+    counts = Rate(None, None, None, labeled, len(audited), census, len(group), sum(audited))
     if refused:
-        return Rate(None, None, None, labeled, len(audited), refused)
+        return replace(counts, refused=refused)
     share, low, high = 0.0, 0.0, 0.0
     if group:
-        found = sum(audited)
-        share = found / len(audited)
-        low, high = wilson_interval(found, len(audited)) or (0.0, 1.0)
-    return Rate(
+        share = sum(audited) / len(audited)
+        low, high = wilson_interval(sum(audited), len(audited)) or (0.0, 1.0)
+    return replace(
+        counts,
         value=(census + len(group) * share) / n,
         low=(census + len(group) * low) / n,
         high=(census + len(group) * high) / n,
-        labeled=labeled,
-        audited=len(audited),
     )
 
 
@@ -228,3 +231,101 @@ def frontier(estimates: Iterable[BandEstimate]) -> list[BandEstimate]:
         if not best or e.escape.value < (best[-1].escape.value or 0.0):
             best.append(e)
     return best
+
+
+# --- a band with a guarantee (Learn then Test) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The band that sends the fewest items to people among those shown, with probability
+    at least `confidence`, to keep the escape rate at or under `max_escape`; None when the
+    data can show that of no band."""
+
+    max_escape: float
+    confidence: float
+    tested: int  # bands tested, in order, until one could not be shown safe
+    valid: list[BandEstimate]
+    chosen: BandEstimate | None
+
+
+def escape_p_value(estimate: BandEstimate, max_escape: float) -> float:
+    """A valid p-value for "this band's escape rate exceeds `max_escape`", on the window's
+    items as a population.
+
+    The rate is (census + M x p) / n: `census` escapes the inspectors saw, M automatic
+    items the band would pass, of which a share p is defective. "Above max_escape" is
+    p > p* = (max_escape x n - census) / M, tested on the audits among those M (k defects
+    in m) with Learn then Test's Hoeffding-Bentkus p-value for a binary loss (Angelopoulos
+    et al. 2021, section 3.2). Audits are drawn without replacement from the M, for which
+    the binomial's tails are conservative.
+    """
+    rate, n = estimate.escape, estimate.items
+    census, group, audits, found = rate.known, rate.unchecked, rate.audited, rate.found
+    if n == 0:
+        return 1.0
+    if group == 0:
+        return 0.0 if census <= max_escape * n else 1.0
+    threshold = (max_escape * n - census) / group
+    if threshold < 0:
+        return 1.0
+    if threshold >= 1:
+        return 0.0
+    if audits == 0:
+        return 1.0
+    return hoeffding_bentkus(found / audits, audits, threshold)
+
+
+def hoeffding_bentkus(r_hat: float, n: int, alpha: float) -> float:
+    """P-value of "risk > alpha" after a mean loss of r_hat over n binary losses: the
+    smaller of Hoeffding's and Bentkus's (the binary form, without Bentkus's factor e)."""
+    hoeffding = math.exp(-n * _h1(min(r_hat, alpha), alpha))
+    bentkus = binomial_cdf(math.ceil(n * r_hat), n, alpha)
+    return min(hoeffding, bentkus)
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(Binomial(n, p) <= k), summed in log space (n in the thousands stays exact)."""
+    if k >= n or p <= 0.0:
+        return 1.0
+    if k < 0 or p >= 1.0:
+        return 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+        + i * log_p + (n - i) * log_q
+        for i in range(k + 1)
+    ]  # fmt: skip
+    top = max(log_terms)
+    return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in log_terms))
+
+
+def _h1(r: float, alpha: float) -> float:
+    # Kullback-Leibler divergence of Bernoulli(r) from Bernoulli(alpha); 0 log 0 = 0.
+    first = r * math.log(r / alpha) if r > 0 else 0.0
+    second = (1 - r) * math.log((1 - r) / (1 - alpha)) if r < 1 else 0.0
+    return first + second
+
+
+def recommend(
+    estimates: Sequence[BandEstimate], *, max_escape: float, confidence: float
+) -> Recommendation:
+    """Learn then Test with fixed-sequence testing: the bands from the most human work to
+    the least (an order the routes alone decide, never the verdicts), each tested at level
+    1 - confidence until the first that cannot be shown safe. Every band before it keeps
+    the escape rate under `max_escape` together, with probability `confidence`; the one
+    of them with the least human work is chosen."""
+    delta = 1.0 - confidence
+    ordered = sorted(estimates, key=lambda e: (-e.human_share, -e.band.high, -e.band.low))
+    valid: list[BandEstimate] = []
+    for e in ordered:
+        if escape_p_value(e, max_escape) > delta:
+            break
+        valid.append(e)
+    # Ties on human work go to the lower estimated escape rate, then the stricter band.
+    chosen = min(
+        valid, key=lambda e: (e.human_share, e.escape.value or 0.0, -e.band.high, -e.band.low),
+        default=None,
+    )  # fmt: skip
+    return Recommendation(max_escape, confidence, len(valid) + (len(valid) < len(ordered)),
+                          valid, chosen)  # fmt: skip

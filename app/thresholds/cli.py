@@ -51,10 +51,7 @@ def simulate(
         bands = policy.grid() if grid else policy.parse_bands(pairs)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--pairs") from exc
-    end = (until or datetime.now(UTC)).replace(tzinfo=UTC)
-    start = (since or end - timedelta(days=28)).replace(tzinfo=UTC)
-    if start >= end:
-        raise click.BadParameter("--since must come before --until", param_hint="--since")
+    start, end = _window(since, until)
     routing = get_settings().routing
     with database_session(var_dir) as session:
         history, estimates = replay_history(
@@ -99,3 +96,84 @@ def _rate(rate: Rate) -> str:
     if rate.value is None or rate.low is None or rate.high is None:
         return "refused"
     return f"{rate.value:.2%} ({rate.low:.2%}-{rate.high:.2%})"
+
+
+@thresholds.command("recommend")
+@click.option("--max-escape", required=True, type=click.FloatRange(0.0, 1.0, max_open=True),
+              help="The escape rate not to exceed (share of routed items).")  # fmt: skip
+@click.option("--confidence", default=0.9, show_default=True,
+              type=click.FloatRange(0.5, 1.0, max_open=True),
+              help="The probability with which the bound holds.")  # fmt: skip
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Items routed on or after this day (UTC); 28 days back by default.")  # fmt: skip
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Items routed before this day (UTC); now by default.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@var_dir_option
+def recommend(
+    max_escape: float,
+    confidence: float,
+    since: datetime | None,
+    until: datetime | None,
+    as_json: bool,
+    var_dir: Path,
+) -> None:
+    """The band with the least human work whose escape rate stays at or under
+    --max-escape with probability --confidence (Learn then Test on the inspectors'
+    decisions and the audits). It changes nothing: it says which settings to apply."""
+    from app.config import get_settings
+    from app.policy import thresholds as policy
+    from app.thresholds.history import simulate as replay_history
+    from app.thresholds.history import with_band_in_force
+
+    start, end = _window(since, until)
+    routing = get_settings().routing
+    with database_session(var_dir) as session:
+        history, estimates = replay_history(
+            session, routing=routing, bands=with_band_in_force(routing, policy.grid()),
+            since=start, until=end, min_support=MIN_SUPPORT,
+        )  # fmt: skip
+    found = policy.recommend(estimates, max_escape=max_escape, confidence=confidence)
+    in_force = estimates[0]
+    checked = sum(i.stratum != "automatic" for i in history.items)
+    audits = sum(i.stratum == "audited" for i in history.items)
+    if as_json:
+        click.echo(json.dumps({
+            "max_escape": max_escape, "confidence": confidence, "items": len(history.items),
+            "checked": checked, "audits": audits, "tested": found.tested,
+            "chosen": found.chosen.as_dict() if found.chosen else None,
+            "in_force": in_force.as_dict(),
+        }, indent=2))  # fmt: skip
+    elif found.chosen is None:
+        click.echo(
+            f"No band can be shown to keep escapes at or under {max_escape:.2%} with "
+            f"probability {confidence:g} from {len(history.items)} items ({checked} checked "
+            f"by people, {audits} of them audits). Keep the band in force ({in_force.band}), "
+            "audit more (LOUPE_AUDIT_RATE) or wait for more decisions."
+        )
+    else:
+        e = found.chosen
+        click.echo(
+            f"With probability {confidence:g} the escape rate is at most {max_escape:.2%} "
+            f"under {e.band}: {len(history.items)} items, {checked} checked by people, "
+            f"{audits} of them audits ({found.tested} bands tested in order)."
+        )
+        click.echo(
+            f"It decides {e.automatic_share:.1%} automatically and sends {e.human_share:.1%} "
+            f"to people (the band in force, {in_force.band}: {in_force.human_share:.1%}). "
+            f"Estimated escapes {_rate(e.escape)}, false rejects {_rate(e.false_reject)}."
+        )
+        click.echo(
+            f"Nothing was changed. To apply it: LOUPE_THRESHOLD_HIGH={e.band.high:g} "
+            f"LOUPE_THRESHOLD_LOW={e.band.low:g}"
+        )
+    if found.chosen is None:
+        raise SystemExit(1)
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    end = (until or datetime.now(UTC)).replace(tzinfo=UTC)
+    start = (since or end - timedelta(days=28)).replace(tzinfo=UTC)
+    if start >= end:
+        raise click.BadParameter("--since must come before --until", param_hint="--since")
+    return start, end

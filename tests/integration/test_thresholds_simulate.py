@@ -85,3 +85,44 @@ def test_the_history_is_replayed_with_its_truth_where_people_checked(committed_d
 def test_a_band_that_is_not_one_is_a_clear_error(committed_db, tmp_path):
     code, out = simulate("--pairs", "0.70:0.95", "--var-dir", str(tmp_path))
     assert code == 2 and "write HIGH:LOW with 0 <= LOW < HIGH <= 1" in out
+
+
+def test_a_recommendation_says_its_guarantee_and_changes_nothing(committed_db, tmp_path):
+    # The middle of the band in force went to people (all good items); 60 audits of the
+    # confident rejects and of the minor stains found no mistake.
+    for i in range(60):
+        routed(committed_db, "review", 0.75 + 0.002 * i, "pass")
+        routed(committed_db, "review", 0.97, "reject", is_audit=True)
+        routed(committed_db, "review", 0.97, "pass", is_audit=True, severity="minor")
+    for _ in range(200):
+        routed(committed_db, "auto_reject", 0.97, "reject")
+    committed_db.commit()
+
+    result = CliRunner().invoke(main, ["thresholds", "recommend", "--max-escape", "0.05",
+                                       "--since", "2026-11-16", "--until", "2026-11-23",
+                                       "--var-dir", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "With probability 0.9 the escape rate is at most 5.00% under 0.97:0.90" in result.output
+    assert "sends 2.0% to people (the band in force, 0.95:0.70: 17.5%)" in result.output
+    assert (
+        "Nothing was changed. To apply it: LOUPE_THRESHOLD_HIGH=0.97 LOUPE_THRESHOLD_LOW=0.9"
+        in (result.output)
+    )
+
+    def recommend(max_escape: str):  # type: ignore[no-untyped-def]
+        args = ["thresholds", "recommend", "--max-escape", max_escape, "--since", "2026-11-16",
+                "--until", "2026-11-23", "--json", "--var-dir", str(tmp_path)]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        return result.exit_code, json.loads(result.output)
+
+    # Nearly no escape: only bands that send every 0.97 to people are safe.
+    code, strict = recommend("0.0001")
+    assert code == 0 and strict["chosen"]["escape"]["unchecked"] == 0
+    assert strict["chosen"]["human_share"] > strict["in_force"]["human_share"]
+    # Photos where the detector found nothing pass under any band; audits found defects
+    # in them: no band is safe.
+    for _ in range(40):
+        routed(committed_db, "review", 0.0, "reject", is_audit=True, regions=0)
+    committed_db.commit()
+    code, none = recommend("0.05")
+    assert code == 1 and none["chosen"] is None and none["audits"] == 160

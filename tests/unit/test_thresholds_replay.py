@@ -12,9 +12,13 @@ from app.policy.thresholds import (
     Rate,
     RecordedItem,
     RecordedRegion,
+    binomial_cdf,
+    escape_p_value,
     frontier,
     grid,
+    hoeffding_bentkus,
     parse_bands,
+    recommend,
     replay,
 )
 
@@ -79,7 +83,8 @@ def test_a_band_that_sends_the_automatic_items_to_people_has_no_doubt_about_them
 
 def test_a_figure_without_enough_behind_it_is_refused_saying_why():
     e = estimate(Band(0.95, 0.70), min_support=3)
-    assert e.escape == Rate(None, None, None, 7, 2, e.escape.refused)
+    assert e.escape == Rate(None, None, None, labeled=7, audited=2, known=0, unchecked=2,
+                            found=1, refused=e.escape.refused)  # fmt: skip
     assert e.escape.refused == (
         "2 audits stand for the 2 automatic items it would pass; at least 3 are needed"
     )
@@ -115,3 +120,73 @@ def test_bands_parse_and_the_frontier_keeps_only_what_nothing_beats():
     for e in estimates:  # every band is at or above the curve
         assert any(c.human_share <= e.human_share and c.escape.value <= e.escape.value
                    for c in curve)  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [1, 7, 50, 400, 3000])
+@pytest.mark.parametrize("alpha", [0.001, 0.01, 0.1, 0.5])
+def test_the_hoeffding_bentkus_p_value_is_mapies(n, alpha):
+    """Learn then Test's p-value for a binary loss, against MAPIE 1.6's own."""
+    import numpy as np
+    from mapie.risk_control.methods import compute_hoeffding_bentkus_p_value
+
+    for k in sorted({0, 1, n // 100, n // 10, n // 2, n}):
+        ours = hoeffding_bentkus(k / n, n, alpha)
+        theirs = compute_hoeffding_bentkus_p_value(np.array([k / n]), n, alpha, binary=True)
+        assert ours == pytest.approx(float(theirs[0][0]), rel=1e-9, abs=1e-300), (k, n, alpha)
+
+
+def test_the_binomial_cdf_sums_to_one_and_matches_a_small_case_by_hand():
+    assert binomial_cdf(1, 3, 0.5) == pytest.approx(0.5)  # (1 + 3) / 8
+    assert binomial_cdf(3, 3, 0.2) == 1.0 and binomial_cdf(-1, 3, 0.2) == 0.0
+    assert binomial_cdf(0, 2000, 0.001) == pytest.approx(0.999**2000)
+
+
+def band_history(seed: int, n: int = 4000, audit_rate: float = 0.1):  # type: ignore[no-untyped-def]
+    """Items whose confidence says how likely they are defective; the band in force
+    (0.95:0.70) sent the middle to people, audited a share of the rest."""
+    import random
+
+    rng = random.Random(seed)
+    items = []
+    for _ in range(n):
+        confidence = rng.random()
+        severity = rng.choice(["minor", "moderate"])
+        # A minor stain (passed automatically above the band) is a real defect 2 % of the
+        # time; below the band anything is, 1 % of the time.
+        defective = rng.random() < (0.02 if confidence >= 0.70 else 0.01)
+        truth = "reject" if defective else "pass"
+        region = (RecordedRegion(0.9, confidence, "stain", severity),)
+        if 0.70 <= confidence < 0.95:
+            items.append(RecordedItem(region, "reviewed", truth))
+        elif rng.random() < audit_rate:
+            items.append(RecordedItem(region, "audited", truth))
+        else:
+            items.append(RecordedItem(region, "automatic", None))
+    return items
+
+
+def test_a_recommendation_is_the_least_human_work_among_the_bands_shown_safe():
+    history = band_history(seed=1)
+    estimates = replay(history, grid(), table=TABLE, detector_threshold=0.25, audit_rate=0.1,
+                       min_support=30)  # fmt: skip
+    loose = recommend(estimates, max_escape=0.05, confidence=0.9)
+    assert loose.chosen is not None and loose.valid
+    assert loose.chosen.human_share == min(e.human_share for e in loose.valid)
+    for e in loose.valid:
+        assert escape_p_value(e, 0.05) <= 0.1
+    # Tighter: fewer bands can be shown safe, and the chosen one needs more people.
+    tight = recommend(estimates, max_escape=0.005, confidence=0.9)
+    assert len(tight.valid) <= len(loose.valid)
+    if tight.chosen is not None:
+        assert tight.chosen.human_share >= loose.chosen.human_share
+    # Too little data shows nothing safe.
+    few = replay(history[:40], grid(), table=TABLE, detector_threshold=0.25, audit_rate=0.1,
+                 min_support=30)  # fmt: skip
+    assert recommend(few, max_escape=0.005, confidence=0.9).chosen is None
+
+
+def test_a_band_that_sends_everything_to_people_is_safe_and_one_over_the_bound_is_not():
+    everything = estimate(Band(0.99, 0.70))  # all to people: no escape is possible
+    assert escape_p_value(everything, 0.0) == 0.0
+    narrow = estimate(Band(0.80, 0.75))  # a known escape in 11 items: 9 %
+    assert escape_p_value(narrow, 0.05) == 1.0
