@@ -6,6 +6,21 @@ chosen by a regex on module names, because the vision blocks use the same names
 the vision tower too. The vision tower, the merger, the embeddings and the LM head stay
 frozen, so the crops are seen as the champion sees them.
 
+`TuningOptions.trainable_modules` (peft's `modules_to_save`) also trains named base
+modules in full and saves their copies in the adapter, which loads back like any other. It
+is empty in production and should stay so: a real Qwen2.5-VL's merger was trained to map
+its vision tower into the language model, and its LM head to speak; copies of the 7B's
+(about 45 M and 545 M parameters) in every adapter would relearn that from a few hundred
+crops. The option exists for a base that never learnt either, like the tiny random-weight
+model of tests and CI. Its random merger hands the language model features it was never
+taught to read, and its random LM head spans about +-1.5 logits, so every token is nearly
+1/1024 likely whatever the adapters do. A three-token answer ("no" is n, o, <|im_end|> in
+the tiny BPE) then starts about 7 nats behind a two-token one ("yes"), a gap that range
+all but cannot close: step 2's checks answer yes (0.999 on the untuned base) and overturn
+every candidate to normal. bench/vlm_tuning.py measures the tiny base with LoRA alone (it
+learnt nothing) and with ("merger", "lm_head") trained in full. A module trained in full
+keeps the base's dtype (bf16 on CUDA): peft upcasts only the LoRA weights.
+
 The loss is the mean negative log-likelihood of the answer tokens (the answer and its
 `<|im_end|>`, exactly what constrained-choice scoring sums); the LM head is applied to
 those positions only, which keeps a 7B's 152k-word logits from filling the GPU. One code

@@ -179,24 +179,26 @@ def _inputs(batch: Batch, image_token_id: int) -> dict[str, torch.Tensor]:
             "mm_token_type_ids": (batch.input_ids == image_token_id).long()}  # fmt: skip
 
 
-def test_a_fully_trained_module_is_saved_and_loads_back_with_the_same_logits(
+def test_modules_trained_in_full_are_saved_and_load_back_with_the_same_logits(
     run: Run, tmp_path: Path
 ) -> None:
-    """trainable_modules (for a base whose merger never saw such crops): the merger learns
-    in full, the vision blocks stay frozen, and the adapter carries the merger back."""
-    options = replace(OPTIONS, steps=3, trainable_modules=("merger",))
-    adapter = tmp_path / "merger-adapter"
+    """trainable_modules, for a base whose merger and LM head never saw such crops (the
+    tiny one): they learn in full, the vision blocks stay frozen, the adapter carries them."""
+    options = replace(OPTIONS, steps=3, trainable_modules=("merger", "lm_head"))
+    adapter = tmp_path / "full-adapter"
     tuned, manifest = tune_classifier(
         run.base, run.records, images_root=run.root, out_dir=adapter, options=options
     )
-    assert manifest["trainable_modules"] == ["merger"] and read_manifest(adapter) == manifest
+    assert manifest["trainable_modules"] == ["merger", "lm_head"]
+    assert read_manifest(adapter) == manifest
     trainable = [name for name, p in tuned.model.named_parameters() if p.requires_grad]
-    assert any(".visual.merger.modules_to_save." in name for name in trainable)
     assert not [name for name in trainable if ".visual.blocks." in name]
     base = QwenClassifier.load(run.base).model
-    merged = tuned.model.get_base_model().model.visual.merger.modules_to_save["default"]
-    before = base.model.visual.merger.state_dict()
-    assert any(not torch.equal(before[k], v) for k, v in merged.state_dict().items())
+    inside = tuned.model.get_base_model()
+    for before, wrapper in ((base.model.visual.merger, inside.model.visual.merger),
+                            (base.lm_head, inside.lm_head)):  # fmt: skip
+        after = wrapper.modules_to_save["default"].state_dict()
+        assert any(not torch.equal(v, after[k]) for k, v in before.state_dict().items())
 
     loaded = load_tuned_classifier(run.base, adapter, max_pixels=MAX_PIXELS)
     batch = collate(run.tuned.processor, chat_examples(run.records[:4], run.root), MAX_PIXELS)
