@@ -172,3 +172,32 @@ def pattern_heading(
     if tag:
         parts.append(label("tag", tag))
     return " · ".join(parts)
+
+
+def reliability_charts(report: dict[str, Any], t: Translate) -> list[tuple[dict[str, Any], Markup]]:
+    """A reliability diagram per classifier version: agreement per confidence bin as
+    served, at the registry's temperature when it holds one, and the diagonal a calibrated
+    model would follow. A report stored before the section existed has none."""
+    drawn = []
+    for entry in report.get("calibration") or []:
+        served = entry["bins_served"]
+        labels = [f"{round(b['low'] * 100)}–{round(b['high'] * 100)}" for b in served]
+        series = [
+            charts.Series(t("dashboard.calibration_ideal"),
+                          [(b["low"] + b["high"]) / 2 for b in served]),
+            charts.Series(t("dashboard.calibration_served"), [b["agreement"] for b in served]),
+        ]  # fmt: skip
+        if entry["registry_temperature"] is not None:
+            series.append(
+                charts.Series(
+                    t(
+                        "dashboard.calibration_at_registry",
+                        t=f"{entry['registry_temperature']:.3g}",
+                    ),
+                    [b["agreement"] for b in entry["bins_at_registry"]],
+                )
+            )
+        title = t("dashboard.calibration_chart", version=entry["classifier_version"])
+        drawn.append((entry, charts.line_chart(labels, series, title=title, y_max=1.0,
+                                                empty_text=t("dashboard.no_data"))))  # fmt: skip
+    return drawn

@@ -22,7 +22,7 @@ from sqlalchemy import and_, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from app.auth.tables import User
-from app.dashboard import reference
+from app.dashboard import calibration, reference
 from app.dashboard.weeks import Week
 from app.feedback.tables import KINDS, ErrorCase
 from app.inspections.tables import Inspection, Region
@@ -73,6 +73,7 @@ def weekly_report(
         "inspectors": _inspectors(session, start, end),
         "model_versions": _versions(session, start, end),
         "reference": reference.section(session, start, end),
+        "calibration": calibration.section(session, _decisions_in_effect(start, end)),
     }
 
 

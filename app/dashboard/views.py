@@ -175,6 +175,7 @@ def dashboard(
         "kpis": presenters.kpis(report, previous),
         "trends": presenters.trend_charts([str(w) for w in weeks], [reports[w] for w in weeks], t),
         "charts": presenters.week_charts(report, t, label),
+        "reliability": presenters.reliability_charts(report, t),
         "percent": presenters.percent,
         "heading": lambda p: presenters.pattern_heading(
             p["type"], p["model_label"], p["human_label"], p["field"], p["tag"], t, label

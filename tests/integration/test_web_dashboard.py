@@ -212,3 +212,50 @@ def test_the_review_band_replayed_on_the_week(make_app, db_session):
     korean = make_app(site_timezone="UTC")
     log_in(korean, "ml-ko")
     assert "데이터 부족" in korean.get(f"/dashboard/bands?week={WEEK}").text
+
+
+def test_calibration_per_classifier_version_as_served_and_at_the_registrys_temperature(
+    make_app, db_session
+):
+    """Ten answers at 0.9 confidence, eight the inspectors agreed with, served at T=1; the
+    registry now holds T=2 for the version, which would state about 0.75 instead."""
+    from app.dashboard.report import ReportOptions, weekly_report
+    from app.dashboard.weeks import Week
+    from app.registry.tables import ModelVersion
+    from tests.integration.feedback_support import NOW
+    from tests.integration.review_support import make_user
+
+    distribution = {"stain": 0.9, "hole": 0.1}
+    kim = make_user(db_session, name="kim")
+    for i in range(10):
+        task = make_review_item(
+            db_session, created_at=at(18, 9), defect_type="stain",
+            evidence={"type_probability": 0.9, "final_distribution": distribution},
+        )  # fmt: skip
+        [region] = task.inspection.regions
+        edits = [] if i < 8 else [{"region": region.id, "type": "hole"}]
+        decisions.decide(session=db_session, task_id=task.id, user_id=kim.id,
+                         verdict="reject", region_edits=edits, now=at(18, 10))  # fmt: skip
+    db_session.add(ModelVersion(kind="classifier", version="cls-test-1", uri="s3://x",
+                                content_hash="0" * 64, metrics={"temperature": 2.0}))  # fmt: skip
+    db_session.commit()
+
+    report = weekly_report(session=db_session, week=Week.parse(WEEK),
+                           options=ReportOptions("UTC", 3600, []), now=NOW)  # fmt: skip
+    [entry] = report["calibration"]
+    assert (entry["classifier_version"], entry["regions"]) == ("cls-test-1", 10)
+    assert (entry["served_temperatures"], entry["registry_temperature"]) == ([1.0], 2.0)
+    top = entry["bins_served"][9]
+    assert (top["count"], top["agreement"]) == (10, pytest.approx(0.8))
+    assert entry["error_served"] == pytest.approx(0.1)
+    # At T=2, 0.9 vs 0.1 becomes 0.75 vs 0.25: the bin of 0.7-0.8, with an error of 0.05.
+    assert entry["bins_at_registry"][7]["count"] == 10
+    assert entry["error_at_registry"] == pytest.approx(0.05)
+
+    add_user(db_session, role="ml")
+    client = make_app(site_timezone="UTC")
+    log_in(client, "ml-en")
+    page = client.get(f"/dashboard?week={WEEK}").text
+    assert "Calibration per classifier version" in page
+    assert "Agreement by stated confidence · cls-test-1" in page
+    assert "10 regions the inspectors judged. Expected calibration error 10.0 %" in page
