@@ -52,6 +52,8 @@ class Inspection(Base):
         ),
         # The routing mix of a week (app.dashboard.report).
         Index("inspection_routed_at_idx", "routed_at"),
+        # Pages by arrival: /inspections (newest first) and the API's listings by status.
+        Index("inspection_created_at_idx", "created_at", "id"),
         Index(
             "inspection_station_idempotency_key_key",
             "station",

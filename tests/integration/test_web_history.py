@@ -347,3 +347,32 @@ def test_send_back_is_read_from_the_audit_log(db_session):
     found = history.record(session=db_session, inspection_id=task.inspection_id)
     assert found is not None
     assert [e.kind for e in found.events].count("sent_back") == 1
+
+
+def test_a_page_of_the_newest_reads_an_index_not_the_whole_table(db_session):
+    """Newest first, a page at a time: an index scan that stops at the page, not a sort of
+    every inspection the site ever had (the planner told not to scan the table)."""
+    from sqlalchemy import event, text
+
+    statements: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "FROM inspection" in statement and not statements:
+            statements.append((statement, parameters))
+
+    engine = db_session.get_bind().engine
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        nothing = history.parse_filters(external_id=None, station=None, route=None,
+                                        verdict=None, date_from=None, date_to=None)  # fmt: skip
+        history.search(session=db_session, filters=nothing, after=None, limit=50,
+                       timezone="UTC")  # fmt: skip
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    [(statement, parameters)] = statements
+    db_session.execute(text("SET LOCAL enable_seqscan = off"))
+    cursor = db_session.connection().connection.cursor()
+    cursor.execute("EXPLAIN " + statement, parameters)
+    plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan Backward using inspection_created_at_idx" in plan, plan
+    assert "Sort" not in plan.splitlines()[1], plan
