@@ -98,7 +98,12 @@ def classifier_metrics(answers: Sequence[Answer]) -> ClassifierMetrics:
         raise ValueError("no crops to evaluate the classifier on")
     right = [not a.failed and a.model_type == a.human_type for a in answers]
     agree = [not a.failed and (a.model_type == NORMAL) == (a.human_type == NORMAL) for a in answers]
-    typed = [a for a, ok in zip(answers, right, strict=True) if ok and a.human_type != NORMAL]
+    # Graded on severity: right-typed defects whose label has one (an imported label may not).
+    typed = [
+        a
+        for a, ok in zip(answers, right, strict=True)
+        if ok and a.human_type != NORMAL and a.human_severity is not None
+    ]
     severity_right = sum(a.model_severity == a.human_severity for a in typed)
     support = Counter(a.human_type for a in answers)
     normal = [a for a in answers if a.human_type == NORMAL]

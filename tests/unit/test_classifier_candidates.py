@@ -68,6 +68,17 @@ def test_no_crops_is_an_error_and_all_normal_crops_have_nothing_to_grade_on_seve
     assert classifier_metrics([answer("normal", "normal")]).severity_accuracy == 1.0
 
 
+def test_a_crop_labelled_without_a_severity_is_not_graded_on_severity():
+    """An imported label (`loupe import`) often names the type alone: the model's severity
+    is neither right nor wrong there, so it must not pull the gate's severity down."""
+    answers = [
+        answer("stain", "stain"),  # right severity
+        answer("hole", "hole", human_severity=None),  # imported: no severity to compare
+    ]
+    assert classifier_metrics(answers).severity_accuracy == 1.0
+    assert classifier_metrics(answers[1:]).severity_accuracy == 1.0  # nothing to grade
+
+
 def test_evaluate_classifier_batches_the_crops_in_order_and_reports_progress():
     crops = [LabelledCrop(Image.new("RGB", (8, 8), (i, 0, 0)), "stain", "minor") for i in range(5)]
     batches: list[int] = []
