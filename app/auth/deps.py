@@ -15,6 +15,7 @@ from app.auth.tables import User
 from app.db import SessionDep
 
 API_PREFIX = "/api/"
+HEALTH_PATH = "/healthz"
 CSRF_SESSION_KEY = "csrf"
 SESSION_VERSION_KEY = "session_version"  # the user's session_version when they logged in
 CSRF_FORM_FIELD = "csrf_token"
@@ -83,7 +84,10 @@ class LoginRequired(Exception):
 
 
 def is_api(request: Request) -> bool:
-    return request.url.path.startswith(API_PREFIX)
+    """A request to the JSON API (its errors are JSON, never a page): /api/... and the
+    health check that monitors call, both in /openapi.json."""
+    path = request.url.path
+    return path.startswith(API_PREFIX) or path == HEALTH_PATH
 
 
 def is_htmx(request: Request) -> bool:

@@ -105,3 +105,7 @@ def test_a_method_a_route_does_not_take_is_a_405_that_says_which_it_does(make_ap
     api = client.delete("/api/v1/inspections")
     # Every method of the path: Starlette's own Allow named only the first route's (POST).
     assert (api.status_code, api.headers.get("allow")) == (405, "GET, POST")
+    # The health check is the monitors' API: its errors are JSON too, not a page.
+    health = client.post("/healthz")
+    assert (health.status_code, health.headers.get("allow")) == (405, "GET")
+    assert health.json() == {"detail": "Method Not Allowed"}
