@@ -87,6 +87,7 @@ def import_all_tables() -> None:
     import app.outbox  # noqa: F401
     import app.registry.tables  # noqa: F401
     import app.review.tables  # noqa: F401
+    import app.thresholds.tables  # noqa: F401
     import app.webhooks.tables  # noqa: F401
 
 

@@ -55,6 +55,7 @@ from app.review.views import router as review_router
 from app.spec import LOGIN_REQUIRED, PAGE, allowed_methods, document, page
 from app.storage import ObjectNotFound
 from app.text_input import refuse_nul
+from app.thresholds.views import router as bands_router
 from app.webhooks.views import router as webhooks_router
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,7 @@ def create_app() -> FastAPI:
         webhooks_router,
         dashboard_router,
         models_router,
+        bands_router,
         instructions_router,
         exports_router,
         history_router,

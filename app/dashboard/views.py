@@ -27,6 +27,7 @@ from app.pages import render
 from app.policy.patterns import Pattern
 from app.policy.thresholds import FIELD_REPORT_BANDS, MIN_SUPPORT, parse_bands
 from app.spec import API, ROLE_PAGE, Responses, api, page
+from app.thresholds.bands import settings_in_force
 from app.thresholds.history import simulate as band_replay
 from app.thresholds.history import with_band_in_force
 
@@ -202,7 +203,7 @@ def bands_panel(
     now = utcnow()
     chosen = _week(week, now, settings.site_timezone)
     start, end = chosen.bounds(settings.site_timezone)
-    routing = settings.routing
+    routing = settings_in_force(settings).routing
     history, estimates = band_replay(
         session, routing=routing,
         bands=with_band_in_force(routing, parse_bands(FIELD_REPORT_BANDS)),

@@ -26,6 +26,7 @@ from app.pages import render
 from app.registry import experiments, service
 from app.registry.tables import ModelAlias, ModelVersion
 from app.spec import ROLE_PAGE, SEE_OTHER
+from app.thresholds import bands
 from models.prompts import available_versions
 
 router = APIRouter(tags=["models"], default_response_class=HTMLResponse, responses=ROLE_PAGE)
@@ -81,6 +82,8 @@ def models_page(
         "instruction_kinds": KINDS,
         "tune_kinds": tune_kinds(settings.tune_kinds),
         "headline": HEADLINE,
+        "bands": bands.overview(session),
+        "settings_band": f"{settings.threshold_high:.2f}:{settings.threshold_low:.2f}",
         "flash": request.session.pop(FLASH_KEY, None),
     }
     return render(request, "ml_models.html", context, block="runs")

@@ -21,6 +21,7 @@ from app.inspections.tables import Inspection, Photo, Region
 from app.review import priority
 from app.review.priority import SEVERITY_RANK
 from app.review.tables import ReviewTask
+from app.thresholds.bands import settings_in_force
 
 __all__ = ["SEVERITY_RANK", "Claim", "claim", "claim_next", "create_review_task"]
 
@@ -43,7 +44,7 @@ def create_review_task(
 ) -> ReviewTask:
     """Queue an inspection for review once; a second call returns the existing task."""
     now = now or utcnow()
-    settings = get_settings()
+    settings = settings_in_force(get_settings())
     # No model result (a failure) is the least certain of all: it goes first.
     model_confidence = confidence if confidence is not None else 0.0
     queue_confidence = (

@@ -45,6 +45,7 @@ def simulate(
     the band in force) and the random audits (outside it), with 95 % intervals."""
     from app.config import get_settings
     from app.policy import thresholds as policy
+    from app.thresholds.bands import with_applied
     from app.thresholds.history import simulate as replay_history
 
     try:
@@ -52,8 +53,8 @@ def simulate(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--pairs") from exc
     start, end = _window(since, until)
-    routing = get_settings().routing
     with database_session(var_dir) as session:
+        routing = with_applied(get_settings(), session).routing
         history, estimates = replay_history(
             session, routing=routing, bands=bands, since=start, until=end,
             min_support=min_support,
@@ -108,6 +109,8 @@ def _rate(rate: Rate) -> str:
               help="Items routed on or after this day (UTC); 28 days back by default.")  # fmt: skip
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Items routed before this day (UTC); now by default.")  # fmt: skip
+@click.option("--propose", is_flag=True,
+              help="Also propose it on /ml/models, where an ml user may apply it.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @var_dir_option
 def recommend(
@@ -115,34 +118,47 @@ def recommend(
     confidence: float,
     since: datetime | None,
     until: datetime | None,
+    propose: bool,
     as_json: bool,
     var_dir: Path,
 ) -> None:
     """The band with the least human work whose escape rate stays at or under
     --max-escape with probability --confidence (Learn then Test on the inspectors'
-    decisions and the audits). It changes nothing: it says which settings to apply."""
+    decisions and the audits). It applies nothing: --propose puts it on /ml/models for
+    an ml user to apply."""
     from app.config import get_settings
     from app.policy import thresholds as policy
+    from app.thresholds import bands
     from app.thresholds.history import simulate as replay_history
     from app.thresholds.history import with_band_in_force
 
     start, end = _window(since, until)
-    routing = get_settings().routing
     with database_session(var_dir) as session:
+        routing = bands.with_applied(get_settings(), session).routing
         history, estimates = replay_history(
             session, routing=routing, bands=with_band_in_force(routing, policy.grid()),
             since=start, until=end, min_support=MIN_SUPPORT,
         )  # fmt: skip
-    found = policy.recommend(estimates, max_escape=max_escape, confidence=confidence)
-    in_force = estimates[0]
-    checked = sum(i.stratum != "automatic" for i in history.items)
-    audits = sum(i.stratum == "audited" for i in history.items)
+        found = policy.recommend(estimates, max_escape=max_escape, confidence=confidence)
+        in_force = estimates[0]
+        checked = sum(i.stratum != "automatic" for i in history.items)
+        audits = sum(i.stratum == "audited" for i in history.items)
+        proposed = None
+        if propose and found.chosen is not None and found.chosen.band != in_force.band:
+            guarantee = (
+                f"With probability {confidence:g} the escape rate is at most "
+                f"{max_escape:.2%} ({len(history.items)} items routed {start:%Y-%m-%d} to "
+                f"{end:%Y-%m-%d}, {checked} checked by people, {audits} of them audits)."
+            )
+            proposed = bands.propose(session, band=found.chosen.band, note=guarantee,
+                                     user_id=None).id  # fmt: skip
+            session.commit()
     if as_json:
         click.echo(json.dumps({
             "max_escape": max_escape, "confidence": confidence, "items": len(history.items),
             "checked": checked, "audits": audits, "tested": found.tested,
             "chosen": found.chosen.as_dict() if found.chosen else None,
-            "in_force": in_force.as_dict(),
+            "in_force": in_force.as_dict(), "proposed": proposed,
         }, indent=2))  # fmt: skip
     elif found.chosen is None:
         click.echo(
@@ -163,10 +179,12 @@ def recommend(
             f"to people (the band in force, {in_force.band}: {in_force.human_share:.1%}). "
             f"Estimated escapes {_rate(e.escape)}, false rejects {_rate(e.false_reject)}."
         )
-        click.echo(
-            f"Nothing was changed. To apply it: LOUPE_THRESHOLD_HIGH={e.band.high:g} "
-            f"LOUPE_THRESHOLD_LOW={e.band.low:g}"
-        )
+        if proposed is not None:
+            click.echo(f"Proposed as band {proposed}: an ml user applies it on /ml/models.")
+        elif e.band == in_force.band:
+            click.echo("It is the band in force: nothing to change.")
+        else:
+            click.echo("Nothing was changed: --propose puts it on /ml/models to be applied.")
     if found.chosen is None:
         raise SystemExit(1)
 

@@ -112,3 +112,23 @@ def test_a_region_the_models_could_not_judge_sends_the_item_to_review(worker_env
     inspection = stored(inspection_id)
     assert (inspection.route_reason, inspection.verdict) == ("model_error", None)
     assert "crop too small" in inspection.inference_error
+
+
+def test_a_band_an_ml_user_applied_routes_the_next_item(worker_env, committed_db):
+    """The worker reads the band in force (app.thresholds.bands), not only the settings:
+    0.89 is in the review band 0.95:0.70 and a confident reject under 0.85:0.60."""
+    from app.policy.thresholds import Band
+    from app.thresholds import bands
+    from tests.integration.review_support import make_user
+
+    bands.forget()
+    assert infer(submitted(), FakeClient(result(region(0.9)))) == "review"
+    ml = make_user(committed_db, role="ml", name="band-ml")
+    proposal = bands.propose(committed_db, band=Band(0.85, 0.60), note="", user_id=None)
+    bands.apply(committed_db, band_id=proposal.id, user_id=ml.id)
+    committed_db.commit()
+    bands.forget()  # as the applying process does; other processes within BAND_TTL_S
+    try:
+        assert infer(submitted(), FakeClient(result(region(0.9)))) == "auto_reject"
+    finally:
+        bands.forget()

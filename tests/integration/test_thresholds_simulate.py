@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from app.cli import main
 from app.policy.routing import DecisionTable
 from app.policy.thresholds import Band, RecordedItem, RecordedRegion, replay
+from app.thresholds.tables import RoutingBand
 from tests.integration.review_support import make_review_item
 
 pytestmark = pytest.mark.integration
@@ -104,10 +106,15 @@ def test_a_recommendation_says_its_guarantee_and_changes_nothing(committed_db, t
     assert result.exit_code == 0, result.output
     assert "With probability 0.9 the escape rate is at most 5.00% under 0.97:0.90" in result.output
     assert "sends 2.0% to people (the band in force, 0.95:0.70: 17.5%)" in result.output
-    assert (
-        "Nothing was changed. To apply it: LOUPE_THRESHOLD_HIGH=0.97 LOUPE_THRESHOLD_LOW=0.9"
-        in (result.output)
-    )
+    assert "Nothing was changed: --propose puts it on /ml/models" in result.output
+    proposed = CliRunner().invoke(main, ["thresholds", "recommend", "--max-escape", "0.05",
+                                         "--since", "2026-11-16", "--until", "2026-11-23",
+                                         "--propose", "--var-dir", str(tmp_path)])  # fmt: skip
+    assert "an ml user applies it on /ml/models" in proposed.output, proposed.output
+    committed_db.rollback()
+    [band] = committed_db.scalars(select(RoutingBand)).all()
+    assert (band.high, band.low, band.state, band.source) == (0.97, 0.90, "proposed", "recommend")
+    assert band.note.startswith("With probability 0.9 the escape rate is at most 5.00% (380 items")
 
     def recommend(max_escape: str):  # type: ignore[no-untyped-def]
         args = ["thresholds", "recommend", "--max-escape", max_escape, "--since", "2026-11-16",

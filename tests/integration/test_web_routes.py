@@ -69,6 +69,9 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/ml/instructions"): ML,
     ("GET", "/ml/instructions/{snapshot_id}/crops/{crop_id}"): ML,
     ("POST", "/ml/instructions/exclude"): ML,
+    ("POST", "/ml/bands/{band_id}/apply"): ML,
+    ("POST", "/ml/bands/{band_id}/dismiss"): ML,
+    ("POST", "/ml/bands/rollback"): ML,
     ("GET", "/ml/exports"): ML,
     ("POST", "/ml/exports"): ML,
     ("GET", "/ml/exports/{job_id}/download"): ML,
@@ -122,6 +125,7 @@ def concrete(path: str) -> str:
         .replace("{snapshot_id}", "f" * 64)
         .replace("{crop_id}", "999999")
         .replace("{job_id}", "999999")
+        .replace("{band_id}", "999999")
     )
 
 

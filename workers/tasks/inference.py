@@ -27,6 +27,7 @@ from app.db import session_scope, utcnow
 from app.inspections import claims, results
 from app.storage import get_store
 from app.task_names import RUN_INFERENCE, SWEEP_STUCK_INSPECTIONS
+from app.thresholds.bands import settings_in_force
 from models.contracts import (
     InferenceClient,
     InferenceResult,
@@ -48,7 +49,7 @@ def get_client() -> InferenceClient:
 
 def infer(inspection_id: uuid.UUID, client: InferenceClient) -> str:
     """One attempt: photos to the models, the result through the policy. Raises on failure."""
-    settings = get_settings()
+    settings = settings_in_force(get_settings())  # the band an ml user applied, if any
     with session_scope() as session:
         keys = results.start_inference(session=session, inspection_id=inspection_id)
     if keys is None:
