@@ -12,6 +12,7 @@ from app.i18n import duration
 from app.pages import render
 from app.review import decisions, service, stats
 from app.spec import ROLE_PAGE, SEE_OTHER, page
+from app.thresholds.bands import settings_in_force
 
 router = APIRouter(tags=["review"], default_response_class=HTMLResponse, responses=ROLE_PAGE)
 
@@ -26,13 +27,14 @@ def queue(
     """The queue at a glance; HTMX refreshes the numbers in place every few seconds."""
     now = utcnow()
     search = q.strip()[:MAX_SEARCH]
+    band = settings_in_force(settings).routing.thresholds  # the band items are routed with
     overview = stats.queue_overview(
         session=session,
         now=now,
         sla_seconds=settings.review_sla_seconds,
         aging_weight=settings.review_aging_weight,
-        low=settings.routing.thresholds.low,
-        high=settings.routing.thresholds.high,
+        low=band.low,
+        high=band.high,
     )
     context = {
         "user": user,
