@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test fuzz lint chaos
+.PHONY: install run test fuzz lint chaos simulate
 
 install: $(STAMP)
 
@@ -37,6 +37,12 @@ fuzz: install
 # app and PostgreSQL fail in turn (bench/chaos.py; `make test` runs a short version).
 chaos: install
 	$(BIN)/python bench/chaos.py
+
+# A week of a simulated site against the running `make run` (app/simulation; `make test`
+# runs two short days). Prints the daily table and writes var/simulation.csv.
+simulate: install
+	$(BIN)/loupe simulate --days 7 --stations 4 --inspectors 4 --items-per-day 100 \
+		--csv var/simulation.csv
 
 # What CI checks before the tests: lint, formatting, and types (strict, pyproject.toml).
 lint: install

@@ -22,6 +22,7 @@ from app.imports.cli import import_history
 from app.instructions.cli import instructions
 from app.learning.cli import prompts, retrain
 from app.registry.cli import models
+from app.simulation.cli import simulate
 from app.thresholds.cli import thresholds
 from app.webhooks.cli import webhooks
 
@@ -251,3 +252,4 @@ main.add_command(import_history)
 main.add_command(webhooks)
 main.add_command(export)
 main.add_command(thresholds)
+main.add_command(simulate)

@@ -1,0 +1,42 @@
+"""The simulated site's daily table (app.simulation.days), worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.simulation.days import Seen, day_row, table
+from app.simulation.garments import garment
+
+
+def seen(day, truth, route=None, verdict=None, by=None):  # type: ignore[no-untyped-def]
+    """A garment as the API answers: routed once it has a route, queued before."""
+    versions = ("det-1", "cls-1") if route else (None, None)
+    return Seen(day, truth, "routed" if route else "queued", route, verdict, by, *versions)
+
+
+def test_a_day_counts_its_own_garments_and_the_backlog_counts_them_all():
+    garments = [
+        seen(1, "reject", "auto_pass", "pass", "model"),  # an escape
+        seen(1, "pass", "auto_reject", "reject", "model"),  # a false reject
+        seen(1, "reject", "review", "reject", "inspector"),
+        seen(1, "pass", "review"),  # waiting for its inspector
+        seen(2, "pass"),  # tomorrow's, still queued
+    ]
+    row = day_row(1, garments)
+    assert (row.items, row.routed, row.decided, row.backlog) == (4, 4, 3, 2)
+    assert row.automatic_share == pytest.approx(0.5) and row.human_share == pytest.approx(0.5)
+    assert row.accuracy == pytest.approx(1 / 3)
+    assert row.escape_rate == pytest.approx(1 / 3)
+    assert row.false_reject_rate == pytest.approx(1 / 3)
+    assert (row.detector, row.classifier) == ("det-1", "cls-1")
+    empty = day_row(3, garments)
+    assert (empty.items, empty.accuracy, empty.detector) == (0, None, "-")
+    assert "  1     4  50.0%  50.0%       3    33.3%   33.3%       2  det-1 / cls-1" in table([row])
+
+
+def test_a_garment_is_drawn_from_its_seed_with_the_truth_it_was_given():
+    a, b = garment(7, 1, 3, defect_rate=1.0), garment(7, 1, 3, defect_rate=1.0)
+    assert a == b and a.truth == "reject" and a.defects
+    clean = garment(7, 1, 4, defect_rate=0.0)
+    assert clean.truth == "pass" and clean.defects == ()
+    assert clean.photo[:2] == b"\xff\xd8"  # a JPEG, as cameras send
