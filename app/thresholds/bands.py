@@ -56,23 +56,22 @@ def propose(
 
 
 def apply(session: Session, *, band_id: int, user_id: int) -> RoutingBand:
-    """Apply a proposal. The caller commits."""
-    row = session.get(RoutingBand, band_id, with_for_update=True)
-    if row is None or row.state != "proposed":
-        raise BandError("that proposal is no longer open: it was applied or dismissed")
-    row.state, row.decided_by, row.decided_at = "applied", user_id, utcnow()
-    record(session=session, actor_id=user_id, action="band.apply",
-           subject=f"routing_band:{row.id}", band=f"{row.high:.2f}:{row.low:.2f}")  # fmt: skip
-    return row
+    """Apply a proposal: it is the band in force from now. The caller commits."""
+    return _close(session, band_id, user_id, "applied", "band.apply")
 
 
 def dismiss(session: Session, *, band_id: int, user_id: int) -> RoutingBand:
+    """Dismiss a proposal. The caller commits."""
+    return _close(session, band_id, user_id, "dismissed", "band.dismiss")
+
+
+def _close(session: Session, band_id: int, user_id: int, state: str, action: str) -> RoutingBand:
     row = session.get(RoutingBand, band_id, with_for_update=True)
     if row is None or row.state != "proposed":
         raise BandError("that proposal is no longer open: it was applied or dismissed")
-    row.state, row.decided_by, row.decided_at = "dismissed", user_id, utcnow()
-    record(session=session, actor_id=user_id, action="band.dismiss",
-           subject=f"routing_band:{row.id}")  # fmt: skip
+    row.state, row.decided_by, row.decided_at = state, user_id, utcnow()
+    record(session=session, actor_id=user_id, action=action, subject=f"routing_band:{row.id}",
+           band=f"{row.high:.2f}:{row.low:.2f}")  # fmt: skip
     return row
 
 
