@@ -7,15 +7,15 @@ section in it."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.auth.deps import MlDep
 from app.db import RowId, SessionDep
 from app.deps import SettingsDep, TranslatorDep
-from app.spec import SEE_OTHER
+from app.spec import ROLE_PAGE, SEE_OTHER
 from app.thresholds import bands
 
-router = APIRouter(tags=["thresholds"])
+router = APIRouter(tags=["thresholds"], default_response_class=HTMLResponse, responses=ROLE_PAGE)
 MODELS_PAGE = "/ml/models"
 FLASH_KEY = "models_flash"  # the models page shows it (app.registry.views)
 
