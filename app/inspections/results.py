@@ -60,6 +60,7 @@ def _apply_route(
     inspection.confidence = decided.confidence
     inspection.verdict = decided.verdict
     inspection.is_audit = decided.is_audit
+    inspection.band_high, inspection.band_low = settings.threshold_high, settings.threshold_low
     if decided.verdict is not None:  # the models decided: that is the final outcome
         webhook_events.decided(
             session, inspection_id=inspection.id, decision_id=None, occurred_at=now

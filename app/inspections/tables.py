@@ -81,6 +81,10 @@ class Inspection(Base):
     arm: Mapped[str | None] = mapped_column(String(20))
     inference_error: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The review band the item was routed with (app.thresholds.bands: an ml user may apply
+    # another at any time): review weighs its regions by the band that sent it to people.
+    band_high: Mapped[float | None] = mapped_column(Float)
+    band_low: Mapped[float | None] = mapped_column(Float)
     # "import:<name>" for photos brought in by `loupe import` (app.imports), NULL for a
     # station's upload: imported history is told apart from the floor's own work.
     source: Mapped[str | None] = mapped_column(String(100))

@@ -27,6 +27,7 @@ from app.review.proposal import (
     counted,
     marks_a_defect,
     model_verdict,
+    routed_with,
 )
 from app.review.rules import Rules, rules_for
 from app.review.tables import VERDICTS, Decision, DecisionRegion, DecisionUndo, ReviewTask
@@ -200,16 +201,18 @@ def _build(
     the model's regions it answers."""
     # The models' versions and the regions in one round trip.
     rows = session.execute(
-        select(*VERSION_COLUMNS, *Region.__table__.c)
+        select(*VERSION_COLUMNS, *BAND_COLUMNS, *Region.__table__.c)
         .select_from(Inspection.__table__)
         .outerjoin(Region.__table__, Region.inspection_id == Inspection.id)
         .where(Inspection.id == task.inspection_id)
         .order_by(Region.id)
     ).all()
     regions = [row for row in rows if row.id is not None]
+    # Weighed by the band the item was routed with, which may not be the one in force now.
+    thresholds = routed_with(rules.thresholds, rows[0].band_high, rows[0].band_low)
     proposed = model_verdict(
         regions,
-        thresholds=rules.thresholds,
+        thresholds=thresholds,
         table=rules.table,
         failed=task.reason in NO_MODEL_RESULT,
     )
@@ -224,7 +227,7 @@ def _build(
     )
     if verdict == CONFIRM:
         # Corrections are never dropped: the key confirms the item as it now stands.
-        counted_ids = {r.id for r in regions if counted(r, rules.thresholds)}
+        counted_ids = {r.id for r in regions if counted(r, thresholds)}
         verdict = corrected_verdict(answers, counted_ids=counted_ids, table=rules.table)
     decision = Decision(
         review_task_id=task.id,
@@ -243,6 +246,7 @@ def _build(
 VERSION_COLUMNS = (
     Inspection.detector_version, Inspection.classifier_version, Inspection.prompt_version,
 )  # fmt: skip
+BAND_COLUMNS = (Inspection.band_high, Inspection.band_low)
 
 
 def _model_region(region: Any) -> edits.ModelRegion:

@@ -27,7 +27,7 @@ from typing import Any
 from app.config import Settings
 from app.inspections.tables import Photo, Region
 from app.review import priority
-from app.review.proposal import NO_MODEL_RESULT, counted, model_verdict
+from app.review.proposal import NO_MODEL_RESULT, counted, model_verdict, routed_with
 from app.review.rules import Rules
 from app.review.service import ReviewItem
 from models.taxonomy import NORMAL, load_taxonomy
@@ -104,6 +104,8 @@ def item_view(item: ReviewItem, *, settings: Settings, rules: Rules, now: dateti
     """The view of a task loaded with its inspection, photos and regions."""
     task = item.task
     show = settings.review_show_region_confidence
+    inspection = item.inspection
+    thresholds = routed_with(rules.thresholds, inspection.band_high, inspection.band_low)
     by_photo: dict[int, list[Region]] = {}
     for region in item.regions:
         by_photo.setdefault(region.photo_id, []).append(region)
@@ -112,7 +114,7 @@ def item_view(item: ReviewItem, *, settings: Settings, rules: Rules, now: dateti
         views = []
         for region in by_photo.get(photo.id, []):
             number += 1
-            weighed = counted(region, rules.thresholds)
+            weighed = counted(region, thresholds)
             views.append(region_view(number, region, show_confidence=show, counted=weighed))
         photos.append(PhotoView(photo, views))
     effective = priority.effective_points(
@@ -133,11 +135,11 @@ def item_view(item: ReviewItem, *, settings: Settings, rules: Rules, now: dateti
         band=priority.band(
             effective=effective,
             overdue=overdue,
-            low=rules.thresholds.low,
-            high=rules.thresholds.high,
+            low=thresholds.low,
+            high=thresholds.high,
         ),
         model_verdict=model_verdict(
-            item.regions, thresholds=rules.thresholds, table=rules.table, failed=failed
+            item.regions, thresholds=thresholds, table=rules.table, failed=failed
         ),
     )
 

@@ -14,6 +14,7 @@ it is pressed, from the same decision table (`verdict_table`).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from app.policy.routing import DecisionTable, Thresholds
@@ -42,6 +43,14 @@ class Answer(Protocol):
     def severity(self) -> str | None: ...
     @property
     def outcome(self) -> str: ...  # confirmed | changed | not_defect | added
+
+
+def routed_with(thresholds: Thresholds, high: float | None, low: float | None) -> Thresholds:
+    """The thresholds an item was routed with: the site's, with the band recorded on the
+    item when it has one (an item routed before bands were recorded has none)."""
+    if high is None or low is None:
+        return thresholds
+    return replace(thresholds, high=high, low=low)
 
 
 def counted(region: ScoredRegion, thresholds: Thresholds) -> bool:

@@ -268,9 +268,13 @@ def get_for_review(
     """A task's inspection, photos and regions (and the next item's photo ids) in three
     queries, however many photos and regions; None if the inspection is gone."""
     inspection = session.execute(
-        select(Inspection.external_id, Inspection.station, Inspection.created_at).where(
-            Inspection.id == task.inspection_id
-        )
+        select(
+            Inspection.external_id,
+            Inspection.station,
+            Inspection.created_at,
+            Inspection.band_high,
+            Inspection.band_low,
+        ).where(Inspection.id == task.inspection_id)
     ).first()
     if inspection is None:
         return None

@@ -4,10 +4,9 @@ roll back (app.thresholds.tables). Every change is an audit event too.
 Routing and review read the band through `settings_in_force`: the settings with the
 applied band's thresholds, read from the database at most every BAND_TTL_S per process,
 so that a band applied on /ml/models reaches every worker within seconds without a
-restart, and the hot paths do not query for it on every item. The worker's routing and
-the review queue's priority read it; the review page's proposal (app.review.rules) still
-counts regions by the settings' low threshold: recording the band on each inspection as
-it is routed would let it use the band its item was routed under.
+restart, and the hot paths do not query for it on every item. The worker records the band
+it routed an item with on the inspection (band_high, band_low); the item's review weighs
+its regions by that band (app.review.proposal.routed_with), not by the one in force later.
 """
 
 from __future__ import annotations

@@ -129,6 +129,9 @@ def test_a_band_an_ml_user_applied_routes_the_next_item(worker_env, committed_db
     committed_db.commit()
     bands.forget()  # as the applying process does; other processes within BAND_TTL_S
     try:
-        assert infer(submitted(), FakeClient(result(region(0.9)))) == "auto_reject"
+        inspection_id = submitted()
+        assert infer(inspection_id, FakeClient(result(region(0.9)))) == "auto_reject"
+        # Recorded with the item, for its review and its history.
+        assert (stored(inspection_id).band_high, stored(inspection_id).band_low) == (0.85, 0.60)
     finally:
         bands.forget()

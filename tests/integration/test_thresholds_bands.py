@@ -80,3 +80,24 @@ def test_nothing_to_roll_back_says_so_in_korean(make_app, db_session, fresh_band
     client.post("/ml/bands/rollback", data={"csrf_token": token})
     assert "적용된 구간이 없습니다" in client.get("/ml/models").text
     assert in_force(db_session) == (0.95, 0.70)
+
+
+def test_review_weighs_an_items_regions_by_the_band_it_was_routed_with(db_session):
+    """A stain at 0.65 counts in the models' verdict of an item routed under 0.85:0.60,
+    and not in one routed under the settings' 0.95:0.70 (or before bands were recorded)."""
+    from app.review.decisions import decide
+    from app.review.service import claim_next
+    from tests.integration.review_support import make_review_item, make_user
+
+    kim = make_user(db_session, name="band-kim")
+    wide = make_review_item(db_session, confidence=0.65, severity="moderate")
+    wide.inspection.band_high, wide.inspection.band_low = 0.85, 0.60
+    old = make_review_item(db_session, confidence=0.65, severity="moderate")
+    db_session.flush()
+    verdicts = []
+    for task in (wide, old):
+        claim_next(session=db_session, user_id=kim.id, lease_seconds=300)
+        decision = decide(session=db_session, task_id=task.id, user_id=kim.id,
+                          verdict="confirm", commit=False)  # fmt: skip
+        verdicts.append((decision.model_verdict, decision.verdict))
+    assert verdicts == [("reject", "reject"), ("pass", "pass")]

@@ -114,7 +114,10 @@ def give_up(inspection_id: uuid.UUID, error: str) -> str:
     """After the last retry the item goes to human review, never to an automatic pass."""
     with session_scope() as session:
         decided = results.record_failure(
-            session=session, inspection_id=inspection_id, error=error, settings=get_settings()
+            session=session,
+            inspection_id=inspection_id,
+            error=error,
+            settings=settings_in_force(get_settings()),
         )
     return decided.kind if decided else "already routed"
 
