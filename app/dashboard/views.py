@@ -25,7 +25,7 @@ from app.feedback.tables import KINDS
 from app.i18n import label as label_in
 from app.pages import render
 from app.policy.patterns import Pattern
-from app.policy.thresholds import FIELD_REPORT_BANDS, MIN_SUPPORT, parse_bands
+from app.policy.thresholds import FIELD_REPORT_BANDS, MIN_SUPPORT, frontier, grid, parse_bands
 from app.spec import API, ROLE_PAGE, Responses, api, page
 from app.thresholds.bands import settings_in_force
 from app.thresholds.history import simulate as band_replay
@@ -197,19 +197,20 @@ def bands_panel(
     settings: SettingsDep,
     week: str | None = Query(None, max_length=20),
 ) -> Response:
-    """The week's items replayed under the band in force and the field report's bands
-    (app.policy.thresholds). The dashboard loads it after the page: it reads every item
-    of the week, which the report's aggregates do not."""
+    """The week's items replayed under the band in force and the field report's bands,
+    and the curve over a grid of bands (app.policy.thresholds). The dashboard loads it
+    after the page: it reads every item of the week, which the report's aggregates do not."""
     now = utcnow()
     chosen = _week(week, now, settings.site_timezone)
     start, end = chosen.bounds(settings.site_timezone)
     routing = settings_in_force(settings).routing
+    shown = with_band_in_force(routing, parse_bands(FIELD_REPORT_BANDS))
     history, estimates = band_replay(
-        session, routing=routing,
-        bands=with_band_in_force(routing, parse_bands(FIELD_REPORT_BANDS)),
+        session, routing=routing, bands=[*shown, *(b for b in grid() if b not in shown)],
         since=start, until=min(end, now), min_support=MIN_SUPPORT,
     )  # fmt: skip
-    context = {"user": user, "week": str(chosen), "history": history, "estimates": estimates,
+    context = {"user": user, "week": str(chosen), "history": history,
+               "estimates": estimates[: len(shown)], "curve": frontier(estimates),
                "min_support": MIN_SUPPORT, "percent": presenters.percent}  # fmt: skip
     return render(request, "dashboard_bands.html", context, block="bands")
 

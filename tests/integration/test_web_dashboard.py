@@ -196,7 +196,8 @@ def test_the_review_band_replayed_on_the_week(make_app, db_session):
     assert f'hx-get="/dashboard/bands?week={WEEK}"' in page
     panel = client.get(f"/dashboard/bands?week={WEEK}", headers={"HX-Request": "true"}).text
     assert panel.lstrip().startswith('<section class="card-wide" id="bands">')
-    rows = panel.split("<tr")[2:]
+    bands_table, curve = panel.split('id="band-curve"')
+    rows = bands_table.split("<tr")[2:]
     assert [r.split('class="mono">')[1][:9] for r in rows] == [
         "0.95:0.70", "0.93:0.75", "0.90:0.80",
     ]  # fmt: skip
@@ -206,6 +207,9 @@ def test_the_review_band_replayed_on_the_week(make_app, db_session):
     # were all good items: 31 of 35 false rejects.
     assert "35 decided items: 3 reviewed inside the band in force, 31 audits" in panel
     assert "too little data" in rows[0] and "88.57 %" in rows[0] and "audits: 30" in rows[0]
+    # The curve: only bands whose escapes need no audits here (they send every 0.97 to
+    # people) can be drawn; 0.99:0.50 sends all to people and escapes nothing.
+    assert "0.99:0.50" in curve and "0.95:0.70" not in curve
     whole = client.get(f"/dashboard/bands?week={WEEK}")
     assert "<html" in whole.text and "too little data" in whole.text  # without HTMX: a page
 
