@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +47,86 @@ FIELD_THINK_S = 40.0
 @click.option("--admin", "admin_name", default="admin", show_default=True,
               help="The admin who creates the simulated inspectors; the password is read "
               "from LOUPE_SIMULATE_ADMIN_PASSWORD, else var/credentials.json.")  # fmt: skip
+@click.option("--own-stack", "own_stack", type=click.Path(file_okay=False, path_type=Path),
+              help="Start a Loupe of its own in this directory, as `loupe run` does, with "
+              "beat's clock sped up with the simulation (accelerated_settings).")  # fmt: skip
 @var_dir_option
 def simulate(
     days: int, stations: int, inspectors: int, items_per_day: int, inspector_error: float,
     defect_rate: float, speed: float, drain_timeout: float, seed: int,
-    csv_path: Path | None, url: str | None, token: str | None, admin_name: str, var_dir: Path,
+    csv_path: Path | None, url: str | None, token: str | None, admin_name: str,
+    own_stack: Path | None, var_dir: Path,
 ) -> None:  # fmt: skip
     """Run DAYS of a simulated site against a running Loupe, through its public
     interfaces only: STATIONS upload garments with known defects, INSPECTORS (accounts
     made for the run) work the queue in the browser's way, and the daily table (items,
     automatic and human share, accuracy against the truth, escapes, backlog, models in
     service) is printed as each day ends. Retraining and experiments run on the stack's
-    own beat schedule: shorten its intervals to see them within a short run."""
+    own beat schedule: --own-stack starts one whose beat runs at the simulation's speed."""
+    plan = Plan(days, stations, inspectors, items_per_day, inspector_error, defect_rate,
+                speed, drain_timeout, seed, csv_path, admin_name)  # fmt: skip
+    if own_stack is None:
+        _simulate(plan, url, token, var_dir)
+        return
+    from app.standalone import Stack, StackError, StackOptions
+
+    env = accelerated_settings(speed, items_per_day)
+    env = {k: v for k, v in env.items() if k not in os.environ}  # the operator's word wins
+    stack = Stack(StackOptions(var_dir=own_stack, env=env))
+    try:
+        stack.start()
+    except StackError as exc:
+        raise click.ClickException(f"the simulation's Loupe did not start: {exc}") from exc
+    try:
+        click.echo(f"started Loupe at {stack.base_url} in {own_stack}, beat sped up: "
+                   + ", ".join(f"{k}={v}" for k, v in sorted(env.items())))  # fmt: skip
+        _simulate(plan, stack.base_url, None, own_stack)
+    finally:
+        stack.stop()
+
+
+def accelerated_settings(speed: float, items_per_day: int) -> dict[str, str]:
+    """Beat's clock at the simulation's speed, and the learning loop's minimums at the
+    size of a simulated site: the trigger looks every simulated hour and may retrain once
+    a simulated day, on a day's decisions; an experiment is judged on half a day's items
+    and a better challenger is promoted without waiting for a person; fine-tuning is short
+    enough for a CPU."""
+    hour = max(5.0, 3600.0 / speed)
+    return {
+        "LOUPE_RETRAIN_CHECK_INTERVAL_S": f"{hour:g}",
+        "LOUPE_EXPERIMENT_CHECK_INTERVAL_S": f"{hour:g}",
+        "LOUPE_RETRAIN_COOLDOWN_S": f"{24 * hour:g}",
+        "LOUPE_RETRAIN_MIN_NEW_SAMPLES": str(max(1, items_per_day)),
+        "LOUPE_RETRAIN_MIN_SAMPLES": str(max(10, items_per_day // 2)),
+        "LOUPE_RETRAIN_MIN_PER_CLASS": "2",
+        "LOUPE_RETRAIN_STEPS": "60",
+        "LOUPE_EXPERIMENT_MIN_SAMPLES": str(max(10, items_per_day // 2)),
+        "LOUPE_EXPERIMENT_AUTO_PROMOTE": "1",
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    days: int
+    stations: int
+    inspectors: int
+    items_per_day: int
+    inspector_error: float
+    defect_rate: float
+    speed: float
+    drain_timeout: float
+    seed: int
+    csv_path: Path | None
+    admin_name: str
+
+
+def _simulate(plan: Plan, url: str | None, token: str | None, var_dir: Path) -> None:
     from app.simulation import actors
     from app.simulation.days import COLUMNS, day_row, table
     from app.simulation.garments import garment
+
+    days, stations, inspectors, speed = plan.days, plan.stations, plan.inspectors, plan.speed
+    items_per_day, seed, admin_name = plan.items_per_day, plan.seed, plan.admin_name
 
     credentials = _credentials(var_dir)
     base = url or credentials.get("url")
@@ -84,7 +150,7 @@ def simulate(
         passwords = actors.create_inspectors(admin, names)
         people = [
             actors.Inspector(actors.logged_in(base, n, passwords[n]), n, truths,
-                             inspector_error, FIELD_THINK_S / speed)
+                             plan.inspector_error, FIELD_THINK_S / speed)
             for n in names
         ]  # fmt: skip
     except (actors.SimulationError, httpx.HTTPError) as exc:
@@ -99,7 +165,7 @@ def simulate(
         try:
             for day in range(1, days + 1):
                 started = time.monotonic()
-                garments = [garment(seed, day, i, defect_rate) for i in range(items_per_day)]
+                garments = [garment(seed, day, i, plan.defect_rate) for i in range(items_per_day)]
                 for g in garments:
                     truths[g.external_id] = g.truth
                 per_station = [garments[s::stations] for s in range(stations)]
@@ -116,7 +182,7 @@ def simulate(
                 click.echo("\n".join(shown) if day == 1 else shown[-1])
             actors.wait_until(
                 lambda: all(s.verdict is not None for s in _read(api, station_token, seen)),
-                drain_timeout, every_s=1.0,
+                plan.drain_timeout, every_s=1.0,
             )  # fmt: skip
             final = _read(api, station_token, seen)
             rows = [day_row(d, final) for d in range(1, days + 1)]
@@ -134,13 +200,13 @@ def simulate(
     for p in people:
         for error in p.errors[:5]:
             click.echo(f"{p.name}: {error}", err=True)
-    if csv_path:
-        with csv_path.open("w", newline="") as f:
+    if plan.csv_path:
+        with plan.csv_path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
             for row in rows:
                 writer.writerow(row.as_dict())
-        click.echo(f"wrote {csv_path}")
+        click.echo(f"wrote {plan.csv_path}")
 
 
 def _credentials(var_dir: Path) -> dict[str, Any]:

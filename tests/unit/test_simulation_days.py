@@ -40,3 +40,14 @@ def test_a_garment_is_drawn_from_its_seed_with_the_truth_it_was_given():
     clean = garment(7, 1, 4, defect_rate=0.0)
     assert clean.truth == "pass" and clean.defects == ()
     assert clean.photo[:2] == b"\xff\xd8"  # a JPEG, as cameras send
+
+
+def test_beat_runs_at_the_simulations_speed_on_its_own_stack():
+    from app.simulation.cli import accelerated_settings
+
+    env = accelerated_settings(speed=1440, items_per_day=40)  # a day is a minute
+    assert env["LOUPE_RETRAIN_CHECK_INTERVAL_S"] == "5"  # a simulated hour, 2.5 s, floored
+    assert env["LOUPE_RETRAIN_COOLDOWN_S"] == "120"  # a simulated day of those hours
+    assert env["LOUPE_RETRAIN_MIN_NEW_SAMPLES"] == "40"  # a day's garments
+    slow = accelerated_settings(speed=24, items_per_day=1000)  # a day is an hour
+    assert slow["LOUPE_EXPERIMENT_CHECK_INTERVAL_S"] == "150"
