@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from app.auth.cli import tokens, users
-from app.cli_options import var_dir_option
+from app.cli_options import local_credentials, var_dir_option
 from app.exports.cli import export
 from app.imports.cli import import_history
 from app.instructions.cli import instructions
@@ -111,11 +111,6 @@ def _print_welcome(stack: Any) -> None:
 # --- ingest -------------------------------------------------------------------------------
 
 
-def _local_credentials(var_dir: Path) -> dict[str, Any]:
-    path = var_dir / "credentials.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _image_files(paths: tuple[Path, ...]) -> Iterator[tuple[Path, str]]:
     """(file, external id) for every image under the paths, folders recursively.
 
@@ -182,7 +177,7 @@ def ingest(
     import httpx
     from tqdm import tqdm
 
-    local = _local_credentials(var_dir)
+    local = local_credentials(var_dir)
     url = (url or local.get("url") or "http://127.0.0.1:8000").rstrip("/")
     token = token or local.get("station_token")
     if not token:

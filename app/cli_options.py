@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,3 +52,10 @@ def settings_and_store(var_dir: Path) -> tuple[Any, Any]:
     if settings.var_dir != var_dir:
         settings = settings.model_copy(update={"var_dir": var_dir})
     return settings, make_store(settings)
+
+
+def local_credentials(var_dir: Path) -> dict[str, Any]:
+    """What `loupe run` saved in var/credentials.json (url, users, station token); {}
+    when it has not run here."""
+    path = var_dir / "credentials.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

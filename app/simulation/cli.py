@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import threading
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import click
 import httpx
 
-from app.cli_options import var_dir_option
+from app.cli_options import local_credentials, var_dir_option
 
 SECONDS_A_DAY = 86_400
 # The field report's inspectors: about 680 items a day, one every ~40 s.
@@ -128,7 +127,7 @@ def _simulate(plan: Plan, url: str | None, token: str | None, var_dir: Path) -> 
     days, stations, inspectors, speed = plan.days, plan.stations, plan.inspectors, plan.speed
     items_per_day, seed, admin_name = plan.items_per_day, plan.seed, plan.admin_name
 
-    credentials = _credentials(var_dir)
+    credentials = local_credentials(var_dir)
     base = url or credentials.get("url")
     station_token = token or credentials.get("station_token")
     admin_password = os.environ.get("LOUPE_SIMULATE_ADMIN_PASSWORD") or (
@@ -207,11 +206,6 @@ def _simulate(plan: Plan, url: str | None, token: str | None, var_dir: Path) -> 
             for row in rows:
                 writer.writerow(row.as_dict())
         click.echo(f"wrote {plan.csv_path}")
-
-
-def _credentials(var_dir: Path) -> dict[str, Any]:
-    path = var_dir / "credentials.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _station(

@@ -144,8 +144,7 @@ def settings_in_force(settings: Settings, *, now: float | None = None) -> Settin
         if band is None or band == (settings.threshold_high, settings.threshold_low):
             return settings
         if _copy is None or _copy[0] is not settings or _copy[1] != band:
-            update = {"threshold_high": band[0], "threshold_low": band[1]}
-            _copy = (settings, band, settings.model_copy(update=update))
+            _copy = (settings, band, _with_band(settings, *band))
         return _copy[2]
 
 
@@ -166,6 +165,8 @@ def with_applied(settings: Settings, session: Session) -> Settings:
     """`settings` with the band applied in this session's database (the command line, which
     may read another database than the process's settings name)."""
     row = in_force(session)
-    if row is None:
-        return settings
-    return settings.model_copy(update={"threshold_high": row.high, "threshold_low": row.low})
+    return settings if row is None else _with_band(settings, row.high, row.low)
+
+
+def _with_band(settings: Settings, high: float, low: float) -> Settings:
+    return settings.model_copy(update={"threshold_high": high, "threshold_low": low})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
 from app.auth.deps import MlDep
 from app.db import RowId, SessionDep
@@ -25,6 +26,12 @@ def _back(request: Request, message: str) -> Response:
     return RedirectResponse(MODELS_PAGE, status_code=303)
 
 
+def _refused(request: Request, session: Session, message: str) -> Response:
+    """Nothing changed (the proposal was already closed, nothing to roll back): say why."""
+    session.rollback()
+    return _back(request, message)
+
+
 @router.post("/ml/bands/{band_id}/apply", name="ml_band_apply", **SEE_OTHER)
 def apply_band(
     request: Request, band_id: RowId, session: SessionDep, user: MlDep, t: TranslatorDep
@@ -32,8 +39,7 @@ def apply_band(
     try:
         row = bands.apply(session, band_id=band_id, user_id=user.id)
     except bands.BandError:
-        session.rollback()
-        return _back(request, t("bands.not_open"))
+        return _refused(request, session, t("bands.not_open"))
     session.commit()
     bands.forget()
     return _back(request, t("bands.applied", band=f"{row.high:.2f}:{row.low:.2f}"))
@@ -46,8 +52,7 @@ def dismiss_band(
     try:
         bands.dismiss(session, band_id=band_id, user_id=user.id)
     except bands.BandError:
-        session.rollback()
-        return _back(request, t("bands.not_open"))
+        return _refused(request, session, t("bands.not_open"))
     session.commit()
     return _back(request, t("bands.dismissed"))
 
@@ -59,8 +64,7 @@ def roll_back_band(
     try:
         band = bands.roll_back(session, settings=settings, user_id=user.id)
     except bands.BandError:
-        session.rollback()
-        return _back(request, t("bands.nothing_to_roll_back"))
+        return _refused(request, session, t("bands.nothing_to_roll_back"))
     session.commit()
     bands.forget()
     return _back(request, t("bands.rolled_back", band=str(band)))
