@@ -5,6 +5,7 @@ pages with a login session and the CSRF token a browser would send."""
 from __future__ import annotations
 
 import html
+import json
 import random
 import re
 import secrets
@@ -14,11 +15,27 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from app.simulation.garments import Garment
+from app.simulation.garments import Box, Garment
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TASK = re.compile(r'data-task-id="(\d+)"')
 ITEM_REF = re.compile(r'<span class="item-ref"[^>]*>([^<]*)</span>')
+PHOTO = re.compile(r'data-photo-id="(\d+)"')
+# A model region as the page draws it (templates/_review.html): its box in photo pixels...
+REGION_BOX = re.compile(
+    r'<g class="box[^"]*" data-region="(\d+)">\s*<rect class="halo" x="([-\d.]+)" '
+    r'y="([-\d.]+)"\s+width="([-\d.]+)" height="([-\d.]+)"'
+)
+# ...and its label in the list beside the photo.
+REGION_LABEL = re.compile(
+    r'<li class="region[^"]*" data-region="(\d+)"[^>]*?data-type="([^"]*)" '
+    r'data-severity="([^"]*)"'
+)
+# A box drawn by a careful inspector overlaps the defect's true box at least this much.
+MATCH_IOU = 0.3
+# The severity a careful inspector gives a planted defect: one that is rejected.
+DEFECT_SEVERITY = "moderate"
+NOT_A_DEFECT = "normal"
 TIMEOUT_S = 60.0
 
 
@@ -79,11 +96,15 @@ def upload(client: httpx.Client, token: str, station: str, item: Garment) -> str
 class Inspector:
     """Works the queue until told to stop: looks at the item on screen for `think_s`
     (times 0.5-1.5), then gives the truth, or the wrong verdict `error_rate` of the time.
-    A garment the simulation does not know (another station's) is confirmed as proposed."""
+    Giving the truth, the inspector also marks it as a careful one would: a model box on
+    a planted defect keeps it (its type and a rejecting severity corrected), a box on
+    nothing is marked "not a defect", and a missed defect gets a box drawn around it, so
+    that the decisions are ground truth the detector can learn from. A garment the
+    simulation does not know (another station's) is confirmed as proposed."""
 
     client: httpx.Client
     name: str
-    truths: dict[str, str]  # external id -> pass | reject
+    truths: dict[str, Garment]  # by external id
     error_rate: float
     think_s: float
     decided: int = 0
@@ -105,8 +126,10 @@ class Inspector:
             data = self._verdict(page, rng)
             answer = self.client.post(f"/review/{task.group(1)}/decision", data=data,
                                       headers=headers)  # fmt: skip
-            if answer.status_code != 200:
-                self.errors.append(f"decision {task.group(1)}: {answer.status_code}")
+            # A refusal also answers 200: it retargets its reason into the item's notice.
+            if answer.status_code != 200 or "HX-Retarget" in answer.headers:
+                reason = re.sub(r"<[^>]+>", "", answer.text).strip()[:200]
+                self.errors.append(f"decision {task.group(1)}: {answer.status_code} {reason}")
                 page = self.client.get("/review", headers={"HX-Request": "true"}).text
                 continue
             self.decided += 1
@@ -114,14 +137,72 @@ class Inspector:
 
     def _verdict(self, page: str, rng: random.Random) -> dict[str, str]:
         ref = ITEM_REF.search(page)
-        truth = self.truths.get(html.unescape(ref.group(1)).strip()) if ref else None
-        if truth is None:
+        item = self.truths.get(html.unescape(ref.group(1)).strip()) if ref else None
+        if item is None:
             return {"verdict": "confirm"}
         if rng.random() < self.error_rate:
-            truth = "pass" if truth == "reject" else "reject"
             self.mistakes += 1
-        # A reject that marks no region: the inspector insists (the page asks once).
-        return {"verdict": truth, "unmarked": "true"} if truth == "reject" else {"verdict": truth}
+            wrong = "pass" if item.truth == "reject" else "reject"
+            # A reject that marks no region: the inspector insists (the page asks once).
+            return {"verdict": wrong} | ({"unmarked": "true"} if wrong == "reject" else {})
+        photo = PHOTO.search(page)
+        if photo is None:
+            raise SimulationError("no photo on the review page")
+        marks = careful_edits(item, int(photo.group(1)), model_regions(page))
+        return {"verdict": item.truth, "regions": json.dumps(marks)}
+
+
+@dataclass(frozen=True)
+class ModelRegion:
+    id: int
+    box: Box
+    defect_type: str
+    severity: str
+
+
+def model_regions(page: str) -> list[ModelRegion]:
+    """The model's regions on the review page, with their boxes and labels."""
+    labels = {m.group(1): (m.group(2), m.group(3)) for m in REGION_LABEL.finditer(page)}
+    regions = []
+    for m in REGION_BOX.finditer(page):
+        x, y, w, h = (float(v) for v in m.group(2, 3, 4, 5))
+        defect_type, severity = labels.get(m.group(1), (NOT_A_DEFECT, ""))
+        regions.append(ModelRegion(int(m.group(1)), (x, y, x + w, y + h), defect_type, severity))
+    return regions
+
+
+def careful_edits(
+    item: Garment, photo_id: int, regions: list[ModelRegion]
+) -> list[dict[str, object]]:
+    """The region edits of an inspector who marks the garment's truth (app/review/edits.py
+    reads them): each planted defect is matched to the model box that overlaps it most
+    (IoU >= MATCH_IOU, each box used once); the rest are drawn."""
+    edits: list[dict[str, object]] = []
+    unused = {r.id: r for r in regions}
+    for label, box in zip(item.defects, item.boxes, strict=True):
+        best = max(unused.values(), key=lambda r: iou(r.box, box), default=None)
+        if best is None or iou(best.box, box) < MATCH_IOU:
+            edits.append({"photo": photo_id, "box": [round(v, 1) for v in box],
+                          "type": label, "severity": DEFECT_SEVERITY})  # fmt: skip
+            continue
+        del unused[best.id]
+        if (best.defect_type, best.severity) != (label, DEFECT_SEVERITY):
+            edits.append({"region": best.id, "type": label, "severity": DEFECT_SEVERITY})
+    edits.extend(
+        {"region": r.id, "not_defect": True}
+        for r in unused.values()
+        if r.defect_type != NOT_A_DEFECT
+    )
+    return edits
+
+
+def iou(a: Box, b: Box) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def wait_until(check: object, timeout_s: float, every_s: float = 0.5) -> bool:

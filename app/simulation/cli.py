@@ -10,12 +10,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import httpx
 
 from app.cli_options import local_credentials, var_dir_option
+
+if TYPE_CHECKING:
+    from app.simulation.garments import Garment
 
 SECONDS_A_DAY = 86_400
 # The field report's inspectors: about 680 items a day, one every ~40 s.
@@ -140,7 +143,7 @@ def _simulate(plan: Plan, url: str | None, token: str | None, var_dir: Path) -> 
         )
     run = uuid.uuid4().hex[:6]
     day_s = SECONDS_A_DAY / speed
-    truths: dict[str, str] = {}
+    truths: dict[str, Garment] = {}  # by external id
     seen: dict[str, tuple[int, str, str]] = {}  # inspection id -> (day, truth, external id)
     stop = threading.Event()
     try:
@@ -166,7 +169,7 @@ def _simulate(plan: Plan, url: str | None, token: str | None, var_dir: Path) -> 
                 started = time.monotonic()
                 garments = [garment(seed, day, i, plan.defect_rate) for i in range(items_per_day)]
                 for g in garments:
-                    truths[g.external_id] = g.truth
+                    truths[g.external_id] = g
                 per_station = [garments[s::stations] for s in range(stations)]
                 uploads = [
                     pool.submit(_station, api, station_token, f"sim-{s + 1}", batch, day_s, stop)

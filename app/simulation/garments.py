@@ -10,6 +10,7 @@ import numpy as np
 from models.training.synthetic import make_sample
 
 PHOTO_SIZE = 384
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in photo pixels
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Garment:
     external_id: str
     photo: bytes  # JPEG
     defects: tuple[str, ...]  # planted defect types; none: a good garment
+    boxes: tuple[Box, ...] = ()  # each defect's, in photo pixels, in the order of `defects`
 
     @property
     def truth(self) -> str:
@@ -35,5 +37,6 @@ def garment(seed: int, day: int, index: int, defect_rate: float) -> Garment:
             break
     out = io.BytesIO()
     image.save(out, "JPEG", quality=90)
+    boxes = tuple((a.box.x1, a.box.y1, a.box.x2, a.box.y2) for a in annotations)
     return Garment(f"sim-{seed}-d{day}-{index:05d}", out.getvalue(),
-                   tuple(a.label for a in annotations))  # fmt: skip
+                   tuple(a.label for a in annotations), boxes)  # fmt: skip

@@ -9,11 +9,14 @@ inspectors confirm any item they do not know."""
 from __future__ import annotations
 
 import csv
+from collections import Counter
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine, text
 
 from app.cli import main
+from app.simulation.garments import garment
 
 pytestmark = pytest.mark.e2e
 
@@ -41,3 +44,23 @@ def test_two_simulated_days_run_through_the_whole_loop(live_stack, tmp_path, mon
         if float(row["human_share"]) == 1.0:
             assert float(row["accuracy"]) == 1.0
     assert "inspectors decided" in result.output
+
+    # The inspectors marked each garment's truth: the regions of every decision on a
+    # simulated garment are its planted defects, one each (drawn where the model missed).
+    engine = create_engine(live_stack.database_url)
+    with engine.connect() as db:
+        marked = db.execute(text("""
+            SELECT i.external_id, coalesce(array_agg(r.defect_type) FILTER (
+                       WHERE r.outcome <> 'not_defect' AND r.defect_type <> 'normal'), '{}')
+            FROM review_task t JOIN inspection i ON i.id = t.inspection_id
+            JOIN decision d ON d.id = t.decision_id
+            LEFT JOIN decision_region r ON r.decision_id = d.id
+            WHERE i.external_id LIKE 'sim-0-d%'
+            GROUP BY i.external_id
+        """)).all()  # fmt: skip
+    engine.dispose()
+    assert any(types for _, types in marked), "the inspectors marked some defects"
+    for external_id, types in marked:
+        day, index = external_id.split("-d")[1].split("-")
+        planted = garment(0, int(day), int(index), defect_rate=0.5).defects
+        assert Counter(types) == Counter(planted), external_id
