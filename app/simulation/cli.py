@@ -52,12 +52,17 @@ FIELD_THINK_S = 40.0
 @click.option("--own-stack", "own_stack", type=click.Path(file_okay=False, path_type=Path),
               help="Start a Loupe of its own in this directory, as `loupe run` does, with "
               "beat's clock sped up with the simulation (accelerated_settings).")  # fmt: skip
+@click.option("--detector", "detector_uri",
+              help="With --own-stack: the detector it starts with (a directory or s3:// URI; "
+              "default: LOUPE_DETECTOR_URI, else tiny demo models).")  # fmt: skip
+@click.option("--classifier", "classifier_uri",
+              help="With --own-stack: the classifier it starts with (as --detector).")  # fmt: skip
 @var_dir_option
 def simulate(
     days: int, stations: int, inspectors: int, items_per_day: int, inspector_error: float,
     defect_rate: float, speed: float, drain_timeout: float, seed: int,
     csv_path: Path | None, url: str | None, token: str | None, admin_name: str,
-    own_stack: Path | None, var_dir: Path,
+    own_stack: Path | None, detector_uri: str | None, classifier_uri: str | None, var_dir: Path,
 ) -> None:  # fmt: skip
     """Run DAYS of a simulated site against a running Loupe, through its public
     interfaces only: STATIONS upload garments with known defects, INSPECTORS (accounts
@@ -68,13 +73,16 @@ def simulate(
     plan = Plan(days, stations, inspectors, items_per_day, inspector_error, defect_rate,
                 speed, drain_timeout, seed, csv_path, admin_name)  # fmt: skip
     if own_stack is None:
+        if detector_uri or classifier_uri:
+            raise click.UsageError("--detector and --classifier start a stack: give --own-stack")
         _simulate(plan, url, token, var_dir)
         return
     from app.standalone import Stack, StackError, StackOptions
 
     env = accelerated_settings(speed, items_per_day)
     env = {k: v for k, v in env.items() if k not in os.environ}  # the operator's word wins
-    stack = Stack(StackOptions(var_dir=own_stack, env=env))
+    stack = Stack(StackOptions(var_dir=own_stack, env=env, detector_uri=detector_uri,
+                               classifier_uri=classifier_uri))  # fmt: skip
     try:
         stack.start()
     except StackError as exc:
