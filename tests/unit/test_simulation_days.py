@@ -51,3 +51,12 @@ def test_beat_runs_at_the_simulations_speed_on_its_own_stack():
     assert env["LOUPE_RETRAIN_MIN_NEW_SAMPLES"] == "40"  # a day's garments
     slow = accelerated_settings(speed=24, items_per_day=1000)  # a day is an hour
     assert slow["LOUPE_EXPERIMENT_CHECK_INTERVAL_S"] == "150"
+
+
+def test_models_to_start_with_need_a_stack_of_its_own():
+    from click.testing import CliRunner
+
+    from app.simulation.cli import simulate
+
+    result = CliRunner().invoke(simulate, ["--detector", "/models/detector"])
+    assert result.exit_code == 2 and "give --own-stack" in result.output
