@@ -1,17 +1,19 @@
 """GET /healthz: is every part of the system up? 200 only when all of them are.
 
 Open without login so that probes and `make run` can call it; it names parts, never
-addresses or secrets.
+addresses or secrets. `?part=database` asks about the named parts only: a web pod's
+readiness asks about what the web app itself needs, since marking every web pod unready
+when Serve is down would refuse uploads the outbox would have kept for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import redis
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -58,17 +60,23 @@ def _worker(settings: Settings) -> str:
 # Each check is handed the request's settings; the database and worker checks use the
 # process's engine and Celery app instead, which were built from the same settings.
 CHECKS = {"database": _database, "redis": _redis, "serve": _serve, "worker": _worker}
+Part = Literal["database", "redis", "serve", "worker"]
 
 
-def check_all(settings: Settings) -> dict[str, dict[str, Any]]:
+def check_all(
+    settings: Settings, parts: Collection[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every check's answer, or only those of `parts`."""
+    checks = {name: c for name, c in CHECKS.items() if not parts or name in parts}
+
     def run(check: Callable[[Settings], str]) -> dict[str, Any]:
         try:
             return {"ok": True, "detail": check(settings)}
         except Exception as exc:
             return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
 
-    with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
-        futures = {name: pool.submit(run, check) for name, check in CHECKS.items()}
+    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
+        futures = {name: pool.submit(run, check) for name, check in checks.items()}
         return {name: f.result() for name, f in futures.items()}
 
 
@@ -88,8 +96,14 @@ UNHEALTHY = {"description": "A part is down.", "content": {"application/json": {
 
 
 @router.get("/healthz", responses={503: UNHEALTHY})
-def healthz(settings: SettingsDep) -> JSONResponse:
-    parts = check_all(settings)
+def healthz(
+    settings: SettingsDep,
+    part: Annotated[
+        list[Part] | None,
+        Query(description="Check only these parts (repeat for several); default: all."),
+    ] = None,
+) -> JSONResponse:
+    parts = check_all(settings, part)
     healthy = all(p["ok"] for p in parts.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "unavailable", "parts": parts}
     # Informational: a child that is restarting already shows as a part that is down.

@@ -109,3 +109,10 @@ def test_a_method_a_route_does_not_take_is_a_405_that_says_which_it_does(make_ap
     health = client.post("/healthz")
     assert (health.status_code, health.headers.get("allow")) == (405, "GET")
     assert health.json() == {"detail": "Method Not Allowed"}
+
+
+def test_a_health_part_that_does_not_exist_is_named_in_a_422(make_app):
+    client = make_app()
+    answer = client.get("/healthz", params={"part": "kitchen"})
+    assert answer.status_code == 422
+    assert "database" in str(answer.json()["detail"])  # it says which parts there are

@@ -64,3 +64,14 @@ def test_healthz_without_a_supervisor_has_no_such_section(var_dir):
     assert status == 200 and "supervisor" not in body
     (var_dir / STATUS_FILE).mkdir()  # unreadable as a file: still no error
     assert "supervisor" not in healthz_body(var_dir)[1]
+
+
+def test_healthz_checks_only_the_parts_asked_for(tmp_path, monkeypatch):
+    def down(settings):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the Serve app does not answer")
+
+    monkeypatch.setattr(health, "CHECKS", {"database": lambda settings: "ok", "serve": down})
+    everything = health.healthz(Settings(var_dir=tmp_path))
+    assert everything.status_code == 503
+    web = health.healthz(Settings(var_dir=tmp_path), part=["database"])
+    assert web.status_code == 200 and list(json.loads(web.body)["parts"]) == ["database"]
