@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import click
 
 from app.auth.cli import tokens, users
-from app.cli_options import local_credentials, var_dir_option
+from app.cli_options import local_credentials, stopped_by_signals, var_dir_option
 from app.exports.cli import export
 from app.imports.cli import import_history
 from app.instructions.cli import instructions
@@ -38,10 +37,6 @@ def main() -> None:
 # --- run ----------------------------------------------------------------------------------
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM and SIGINT stop the stack the way Ctrl-C does
-
-
 @main.command()
 @var_dir_option
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for /healthz.")
@@ -58,37 +53,32 @@ def run(var_dir: Path, timeout: float) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # which ones ran
-    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then never
-    # raises KeyboardInterrupt, so `kill -INT` would leave the stack running.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
     stack = Stack(StackOptions(var_dir=var_dir, startup_timeout_s=timeout))
     exit_code = 0
     try:
-        stack.start()
-        _print_welcome(stack)
-        # A crashed child is started again with backoff; this returns only when one keeps
-        # crashing, and then nothing that depends on it can work.
-        given_up = stack.wait()
-        assert given_up is not None  # it only returns None when told to stop
-        name, record = given_up
-        click.secho(
-            f"{name} keeps crashing (last exit code {record.last_exit}, "
-            f"{record.restarts} restarts); stopping Loupe",
-            fg="red",
-            err=True,
-        )
-        exit_code = 1
-    except StackError as exc:
-        click.secho(f"Loupe did not start: {exc}", fg="red", err=True)
-        exit_code = 1
-    except KeyboardInterrupt:
-        click.echo("Stopping Loupe ...", err=True)
+        with stopped_by_signals():
+            try:
+                stack.start()
+                _print_welcome(stack)
+                # A crashed child is started again with backoff; this returns only when one
+                # keeps crashing, and then nothing that depends on it can work.
+                given_up = stack.wait()
+                assert given_up is not None  # it only returns None when told to stop
+                name, record = given_up
+                click.secho(
+                    f"{name} keeps crashing (last exit code {record.last_exit}, "
+                    f"{record.restarts} restarts); stopping Loupe",
+                    fg="red",
+                    err=True,
+                )
+                exit_code = 1
+            except StackError as exc:
+                click.secho(f"Loupe did not start: {exc}", fg="red", err=True)
+                exit_code = 1
+            except KeyboardInterrupt:
+                click.echo("Stopping Loupe ...", err=True)
     finally:
-        # A second Ctrl-C must not cut the shutdown short and leave servers behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
+        stack.stop()  # signals are ignored by now: a second Ctrl-C cannot cut this short
     raise SystemExit(exit_code)
 
 

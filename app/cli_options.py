@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,3 +60,23 @@ def local_credentials(var_dir: Path) -> dict[str, Any]:
     when it has not run here."""
     path = var_dir / "credentials.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise KeyboardInterrupt inside, as Ctrl-C does, so that the
+    `finally` of a command that started servers stops them (Python's default SIGTERM ends
+    the process at once and leaves them running). SIGINT too: a shell starts background
+    jobs with SIGINT ignored, and `kill -INT` would otherwise do nothing. On the way out
+    both are ignored: a second signal must not cut the shutdown short."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

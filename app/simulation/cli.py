@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import httpx
 
-from app.cli_options import local_credentials, var_dir_option
+from app.cli_options import local_credentials, stopped_by_signals, var_dir_option
 
 if TYPE_CHECKING:
     from app.simulation.garments import Garment
@@ -77,22 +77,35 @@ def simulate(
             raise click.UsageError("--detector and --classifier start a stack: give --own-stack")
         _simulate(plan, url, token, var_dir)
         return
-    from app.standalone import Stack, StackError, StackOptions
-
     env = accelerated_settings(speed, items_per_day)
     env = {k: v for k, v in env.items() if k not in os.environ}  # the operator's word wins
-    stack = Stack(StackOptions(var_dir=own_stack, env=env, detector_uri=detector_uri,
+    _on_own_stack(plan, own_stack, env, detector_uri, classifier_uri)
+
+
+def _on_own_stack(
+    plan: Plan, var_dir: Path, env: dict[str, str], detector_uri: str | None,
+    classifier_uri: str | None,
+) -> None:  # fmt: skip
+    """The simulation against a Loupe started for it, stopped at the end whatever happens
+    (SIGTERM and Ctrl-C included)."""
+    from app.standalone import Stack, StackError, StackOptions
+
+    stack = Stack(StackOptions(var_dir=var_dir, env=env, detector_uri=detector_uri,
                                classifier_uri=classifier_uri))  # fmt: skip
+    sped_up = ", ".join(f"{k}={v}" for k, v in sorted(env.items()))
     try:
-        stack.start()
-    except StackError as exc:
-        raise click.ClickException(f"the simulation's Loupe did not start: {exc}") from exc
-    try:
-        click.echo(f"started Loupe at {stack.base_url} in {own_stack}, beat sped up: "
-                   + ", ".join(f"{k}={v}" for k, v in sorted(env.items())))  # fmt: skip
-        _simulate(plan, stack.base_url, None, own_stack)
+        with stopped_by_signals():
+            try:
+                stack.start()
+                click.echo(f"started Loupe at {stack.base_url} in {var_dir}, beat sped up: "
+                           f"{sped_up}")  # fmt: skip
+                _simulate(plan, stack.base_url, None, var_dir)
+            except StackError as exc:
+                raise click.ClickException(f"the simulation's Loupe did not start: {exc}") from exc
+            except KeyboardInterrupt:
+                click.echo("Stopping the simulation's Loupe ...", err=True)
     finally:
-        stack.stop()
+        stack.stop()  # signals are ignored by now: a second one cannot cut this short
 
 
 def accelerated_settings(speed: float, items_per_day: int) -> dict[str, str]:

@@ -60,3 +60,45 @@ def test_models_to_start_with_need_a_stack_of_its_own():
 
     result = CliRunner().invoke(simulate, ["--detector", "/models/detector"])
     assert result.exit_code == 2 and "give --own-stack" in result.output
+
+
+@pytest.fixture
+def signal_handlers():  # type: ignore[no-untyped-def]
+    """The test process's own handlers back afterwards (the command leaves them ignored)."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_sigterm_stops_the_simulations_own_stack(monkeypatch, tmp_path, signal_handlers):
+    """SIGTERM used to end the process at once and leave the stack's servers running."""
+    import os
+    import signal
+    import time
+
+    from app import standalone
+    from app.simulation import cli
+
+    events = []
+
+    class Stack:  # the servers are not what is tested here: that they are stopped is
+        def __init__(self, options):  # type: ignore[no-untyped-def]
+            self.base_url = "http://127.0.0.1:1"
+
+        def start(self) -> None:
+            events.append("start")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives first
+            events.append("not interrupted")
+
+        def stop(self) -> None:
+            events.append("stop")
+
+    monkeypatch.setattr(standalone, "Stack", Stack)
+    plan = cli.Plan(1, 1, 1, 1, 0.0, 0.3, 1440.0, 0.0, 0, None, "admin")
+    cli._on_own_stack(plan, tmp_path, {}, None, None)
+    assert events == ["start", "stop"]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # while stopping
