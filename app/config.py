@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.policy.routing import DecisionTable, RoutingPolicy, Thresholds
+from app.telemetry.access import LOOPBACK, Network, parse_allow_list
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
 # Stored on decisions (varchar 50) and used in catalogue keys: tag.<key>.
@@ -219,6 +220,19 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(5.0, ge=0.0)
     webhook_backoff_max_s: float = Field(900.0, ge=0.0, le=3000.0)
 
+    # Operators (app.telemetry). /metrics on the web app's port answers without a login
+    # only to these addresses and CIDR blocks (comma-separated; anyone else gets 403).
+    metrics_allow: str = LOOPBACK
+    # Workers, beat and the relay serve /metrics on this port when it is set (the chart
+    # uses 9808); the web app serves it on its own port.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    # The queue gauges are read from the database at most this often, however often
+    # Prometheus scrapes (app.telemetry.collector).
+    metrics_cache_s: float = Field(5.0, ge=0.0, le=300.0)
+    # json: one JSON object a line with the inspection, request and user ids (models.logs);
+    # text: the readable lines `make run` shows.
+    log_format: Literal["text", "json"] = "text"
+
     @property
     def routing(self) -> RoutingPolicy:
         """The routing policy these settings describe; read it, not the raw threshold fields.
@@ -239,6 +253,20 @@ class Settings(BaseSettings):
         if v > high:
             raise ValueError("LOUPE_THRESHOLD_LOW must not exceed LOUPE_THRESHOLD_HIGH")
         return v
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _allow_list(cls, v: str) -> str:
+        try:
+            parse_allow_list(v)
+        except ValueError as exc:
+            raise ValueError(f"LOUPE_METRICS_ALLOW: {exc}") from exc
+        return v
+
+    @property
+    def metrics_networks(self) -> tuple[Network, ...]:
+        """The addresses that may read /metrics without a login."""
+        return parse_allow_list(self.metrics_allow)
 
     @field_validator("review_tags")
     @classmethod

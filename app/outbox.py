@@ -16,6 +16,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
+# A payload key the relay sends as the message's header, not as an argument of the task:
+# the id of the request that caused the message, for the log lines of the work it starts.
+REQUEST_ID_KEY = "request_id"
+REQUEST_ID_HEADER = "loupe_request_id"
+
 
 class Outbox(Base):
     """Messages committed with the rows that caused them; a relay delivers them to Celery."""

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from sqlalchemy.pool import NullPool
 from app.embedded import ROOT, EmbeddedPostgres, EmbeddedRedis, ensure_database, migrate
 from app.policy.restarts import ChildRecord, RestartPolicy
 from app.supervisor import STATUS_FILE, Children, Supervisor
+from app.telemetry.exposition import MULTIPROC_ENV
 from models.serve.runner import RAY_ENVIRONMENT
 
 STANDARD_USERS = {"admin": "admin", "inspector": "inspector", "ml": "ml"}
@@ -167,7 +169,7 @@ class Stack:
             self._lock_var_dir()
             self._prepare()
             for name, argv in self._commands():
-                self._supervisor.start(name, argv, env=self.env, cwd=ROOT)
+                self._supervisor.start(name, argv, env=self._env_of(name), cwd=ROOT)
             self._wait_until_healthy()
         except BaseException:
             self.stop()
@@ -222,6 +224,21 @@ class Stack:
         )
         self.first_run = first and self.credentials is not None
 
+    def _env_of(self, name: str) -> dict[str, str]:
+        """Every child but Serve counts into the shared metrics directory. Ray's processes
+        keep out of it: Ray has prometheus_client metrics of its own, exported its own way."""
+        if name == "serve":
+            return {k: v for k, v in self.env.items() if k != MULTIPROC_ENV}
+        return self.env
+
+    def _metrics_dir(self) -> Path:
+        """var/metrics, emptied: the counters of a previous run's processes are not this
+        run's (app.telemetry.exposition)."""
+        path = self.var_dir / "metrics"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
     def _child_env(self) -> dict[str, str]:
         opts, var = self.options, self.var_dir
         detector = opts.detector_uri or os.environ.get("LOUPE_DETECTOR_URI", "")
@@ -243,6 +260,9 @@ class Stack:
             LOUPE_HOST=opts.host,
             LOUPE_PORT=self.base_url.rsplit(":", 1)[1],
             LOUPE_SERVE_PORT=str(serve_port),
+            # One directory for all children's metrics, so the web app's /metrics shows
+            # the worker's and the relay's counters too.
+            PROMETHEUS_MULTIPROC_DIR=str(self._metrics_dir()),
             LOUPE_SERVE_URL=env.get("LOUPE_SERVE_URL")
             or f"http://127.0.0.1:{serve_port}/inspection",
         )

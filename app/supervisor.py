@@ -141,6 +141,15 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
+def _forget_metrics(env: dict[str, str], pid: int) -> None:
+    """A child that shared the multiprocess metrics directory exited: its live gauges go, its
+    counters stay (app.telemetry.exposition)."""
+    if path := env.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
 # --- the status file ------------------------------------------------------------------------
 
 
@@ -233,7 +242,9 @@ class Supervisor:
     def _exited(self, name: str, record: ChildRecord, code: int, now: float) -> ChildRecord:
         # Whatever the child started (beat, Ray's helpers) goes with it, so that its next
         # start finds no second beat and no port still taken.
-        reap_session(self.children.procs[name].pid)
+        pid = self.children.procs[name].pid
+        reap_session(pid)
+        _forget_metrics(self.children.commands[name][1], pid)
         record, decision = restarts.exited(record, code=code, now=now, policy=self.policy)
         self.records[name] = record
         level = logging.ERROR if isinstance(decision, GiveUp) else logging.WARNING

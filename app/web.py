@@ -54,6 +54,10 @@ from app.review.lead_views import router as review_lead_router
 from app.review.views import router as review_router
 from app.spec import LOGIN_REQUIRED, PAGE, allowed_methods, document, page
 from app.storage import ObjectNotFound
+from app.telemetry.collector import QueueCollector
+from app.telemetry.logs import configure_web
+from app.telemetry.requests import RequestTrail
+from app.telemetry.views import router as metrics_router
 from app.text_input import refuse_nul
 from app.thresholds.views import router as bands_router
 from app.webhooks.views import router as webhooks_router
@@ -251,6 +255,7 @@ def create_app() -> FastAPI:
     """Build the web app from the current settings."""
     settings = get_settings()
     settings.check_secrets()
+    configure_web(settings.log_format)
     checks = [Depends(settings_for_pages), Depends(verify_csrf), Depends(refuse_nul)]
     app = FastAPI(title="Loupe", dependencies=checks)
     app.add_middleware(
@@ -270,8 +275,13 @@ def create_app() -> FastAPI:
         app.add_exception_handler(unavailable, _service_unavailable)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(ServerTiming)
+    # Outermost: every line logged while a request runs, errors included, carries its id.
+    app.add_middleware(RequestTrail, access_lines=settings.log_format == "json")
+    # The queue gauges, read at scrape time by the web app only (never by workers).
+    app.state.queue_collector = QueueCollector(settings, settings.metrics_cache_s)
     routers = (
         health_router,
+        metrics_router,
         inspections_router,
         auth_router,
         review_keys_router,

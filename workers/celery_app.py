@@ -13,6 +13,7 @@ from app.task_names import (
     TRAIN_DETECTOR,
     TUNE_CLASSIFIER,
 )
+from workers import telemetry  # noqa: F401  (connects its signal handlers)
 from workers.schedule import BEAT_SCHEDULE
 
 settings = get_settings()
@@ -52,6 +53,8 @@ celery.conf.update(
     broker_transport_options={"visibility_timeout": 3600},
     beat_schedule=BEAT_SCHEDULE,
     timezone="UTC",
+    # Celery adds its handlers beside any already there; workers/telemetry.py makes them
+    # write JSON when LOUPE_LOG_FORMAT=json.
     worker_hijack_root_logger=False,
     task_default_queue=INFERENCE_QUEUE,
     task_routes={

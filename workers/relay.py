@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import session_scope, utcnow
-from app.outbox import Outbox
+from app.outbox import REQUEST_ID_HEADER, REQUEST_ID_KEY, Outbox
+from app.telemetry.exposition import serve_port
+from models import logs
 
 log = logging.getLogger("loupe.relay")
 
@@ -52,8 +54,13 @@ def relay_pending(*, session: Session, publish: Publish, limit: int = 100) -> in
 def celery_publish(task: str, payload: dict[str, Any], message_id: str) -> None:
     from workers.celery_app import celery
 
+    kwargs = dict(payload)
+    request_id = kwargs.pop(REQUEST_ID_KEY, None)
+    headers = {REQUEST_ID_HEADER: str(request_id)} if request_id else None
     # retry=False: fail fast while Redis is down instead of blocking the relay.
-    celery.send_task(task, kwargs=payload, task_id=message_id, retry=False)
+    celery.send_task(task, kwargs=kwargs, task_id=message_id, retry=False, headers=headers)
+    with logs.trail(request_id=request_id, inspection_id=kwargs.get("inspection_id")):
+        log.debug("%s sent as %s", task, message_id)
 
 
 def run_forever(stop: threading.Event, publish: Publish = celery_publish) -> None:
@@ -70,7 +77,9 @@ def run_forever(stop: threading.Event, publish: Publish = celery_publish) -> Non
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = get_settings()
+    logs.configure(text_format="%(asctime)s %(name)s %(message)s", fmt=settings.log_format)
+    serve_port(settings.metrics_port, "relay")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -13,9 +13,11 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from app.auth import service
 from app.auth.tables import User
 from app.db import SessionDep
+from models import logs
 
 API_PREFIX = "/api/"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"  # app.telemetry.views: for scrapers, its refusal is JSON too
 CSRF_SESSION_KEY = "csrf"
 SESSION_VERSION_KEY = "session_version"  # the user's session_version when they logged in
 CSRF_FORM_FIELD = "csrf_token"
@@ -56,6 +58,7 @@ def require_caller(
             "the station token is not valid or was revoked",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    logs.bind(station=row.station)
     return Caller(station=row.station, scope=row.scope)
 
 
@@ -87,7 +90,7 @@ def is_api(request: Request) -> bool:
     """A request to the JSON API (its errors are JSON, never a page): /api/... and the
     health check that monitors call, both in /openapi.json."""
     path = request.url.path
-    return path.startswith(API_PREFIX) or path == HEALTH_PATH
+    return path.startswith(API_PREFIX) or path in (HEALTH_PATH, METRICS_PATH)
 
 
 def is_htmx(request: Request) -> bool:
@@ -128,6 +131,7 @@ def current_user(request: Request, session: SessionDep) -> User:
     user = service.get_user(session=session, user_id=user_id) if isinstance(user_id, int) else None
     # A session started before the user's password, role or status changed has ended.
     if user is not None and request.session.get(SESSION_VERSION_KEY, 0) == user.session_version:
+        logs.bind(user_id=user.id)  # this request's log lines name who made it
         return user
     # A deactivated or deleted user loses the session on the next request.
     request.session.pop("user_id", None)

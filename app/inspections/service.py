@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.inspections.tables import Inspection, Photo
 from app.inspections.validation import CheckedImage
-from app.outbox import Outbox
+from app.outbox import REQUEST_ID_KEY, Outbox
 from app.review.tables import Decision, ReviewTask
 from app.storage import ObjectStore
 from app.task_names import RUN_INFERENCE
+from models import logs
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ def find_existing(
     return session.scalar(
         select(Inspection).where(Inspection.station == station, or_(*conditions)).limit(1)
     )
+
+
+def inference_payload(inspection_id: uuid.UUID) -> dict[str, str]:
+    """The inference task's message; the upload's request id rides along (the relay sends it
+    as a header), so the worker's and Serve's log lines carry it too."""
+    payload = {"inspection_id": str(inspection_id)}
+    if request_id := logs.current().get("request_id"):
+        payload[REQUEST_ID_KEY] = str(request_id)
+    return payload
 
 
 def accept(
@@ -103,7 +113,7 @@ def accept(
         for i, (image, view) in enumerate(zip(images, views, strict=True))
     ]
     session.add(inspection)
-    session.add(Outbox(task=RUN_INFERENCE, payload={"inspection_id": str(inspection.id)}))
+    session.add(Outbox(task=RUN_INFERENCE, payload=inference_payload(inspection.id)))
     try:
         session.commit()
     except IntegrityError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -30,7 +31,10 @@ from app.inspections.validation import (
     check_image,
 )
 from app.spec import API, OWN_BODY, api
+from app.telemetry import metrics
+from models import logs
 
+log = logging.getLogger("loupe.inspections")
 router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=API)
 
 MAX_TEXT = 200
@@ -184,6 +188,10 @@ def create_inspection(
     if not accepted.created:
         response.status_code = 200
     inspection = accepted.inspection
+    metrics.UPLOADS.labels("created" if accepted.created else "duplicate").inc()
+    logs.bind(inspection_id=str(inspection.id))
+    log.info("inspection %s %s with %d photo(s)", inspection.id,
+             "accepted" if accepted.created else "sent again", len(checked))  # fmt: skip
     return Created(
         id=inspection.id,
         status=inspection.status,

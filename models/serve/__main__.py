@@ -9,11 +9,11 @@ the environment.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
+from models import logs
 from models.serve.runner import serve_forever
 
 
@@ -67,7 +67,7 @@ def main(
         help="with --device cuda: champion and challenger models share one GPU at 0.25",
     )  # fmt: skip
     args = vars(parser.parse_args(argv))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure(text_format="%(asctime)s %(levelname)s %(message)s")
     gpus = args.pop("gpus_per_replica")
     if args["device"].startswith("cuda"):
         args["actor_options"] = {"num_cpus": 1, "num_gpus": gpus}

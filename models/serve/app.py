@@ -97,6 +97,7 @@ class Ingress:
         logger.info(
             "inspection %s: arm %s, %d photos, %d regions, %.0f ms",
             inspection_id, arm, len(photos), len(result.regions), result.timings["total_ms"],
+            extra={"inspection_id": inspection_id},  # a field of its own in JSON logs
         )  # fmt: skip
         return result
 

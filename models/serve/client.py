@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from models import logs
 from models.contracts import InferenceResult, InferenceUnavailable, RegionToExplain
 from models.serve.wire import explain_body, inspect_request
 
@@ -51,8 +52,13 @@ class HttpInferenceClient:
         return [str(reason) for reason in reasons]
 
     def _post(self, url: str, **request: Any) -> Any:
+        # The request that caused this work (an upload's) names Serve's request too: Serve
+        # takes X-Request-ID as its own id, so its log lines carry it.
+        headers = dict(request.pop("headers", None) or {})
+        if request_id := logs.current().get("request_id"):
+            headers[logs.REQUEST_ID_HEADER] = str(request_id)
         try:
-            response = self._client.post(url, **request)
+            response = self._client.post(url, headers=headers, **request)
         except httpx.TimeoutException as exc:
             raise InferenceUnavailable(f"inference at {url} timed out: {exc}") from exc
         except httpx.HTTPError as exc:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models import logs
+
 logger = logging.getLogger(__name__)
 
 APP_NAME = "inspection"
@@ -132,9 +134,18 @@ def deploy(
     assert client is not None  # None only with raise_if_no_controller_running=False
     # Every application is listed: a config replaces the whole set of deployed apps.
     others = [a for name, a in _deployed_configs(client).items() if name != app_name]
-    ours = serve_config(app_settings, app_name, route_prefix)
+    ours = {**serve_config(app_settings, app_name, route_prefix), **_logging_config()}
     client.deploy_apps(ServeDeploySchema(applications=[*others, ours]))
     _wait_until_running(app_name)
+
+
+def _logging_config() -> dict[str, Any]:
+    """With LOUPE_LOG_FORMAT=json, the app's replicas write JSON lines too: their request id
+    (the worker's X-Request-ID) and every `extra=` field (the Ingress's inspection_id) are
+    fields of each line. The chart sets the same in its RayService (deploy/helm)."""
+    if logs.log_format() != "json":
+        return {}
+    return {"logging_config": {"encoding": "JSON", "log_level": "INFO"}}
 
 
 def _deployed_configs(client: Any) -> dict[str, dict[str, Any]]:

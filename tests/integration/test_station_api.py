@@ -62,7 +62,10 @@ def test_upload_commits_inspection_photo_and_outbox_together(api, db_session, tm
     assert (photo.width, photo.height) == (320, 240)
     assert (tmp_path / "photos" / photo.object_key).read_bytes() == garment_photo()
     outbox = db_session.scalar(select(Outbox))
-    assert outbox.payload == {"inspection_id": body["id"]} and outbox.sent_at is None
+    # The upload's request id rides along, for the worker's log lines (workers/relay.py).
+    request_id = response.headers["x-request-id"]
+    assert outbox.payload == {"inspection_id": body["id"], "request_id": request_id}
+    assert outbox.sent_at is None
 
     status = api.get(body["status_url"]).json()
     assert (status["status"], status["route"], status["regions"]) == ("queued", None, [])

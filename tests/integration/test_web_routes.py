@@ -31,6 +31,8 @@ HISTORY = ("lead", "ml", "admin")  # the inspection history pages
 
 ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/healthz"): PUBLIC,
+    # No login, but only from LOUPE_METRICS_ALLOW's addresses (test_web_metrics.py).
+    ("GET", "/metrics"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): PUBLIC,  # ending a session needs none

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from app.task_names import EXPORT_DATASET
+from app.telemetry import metrics
 from workers.celery_app import celery
 
 log = logging.getLogger(__name__)
@@ -21,5 +22,6 @@ def export_dataset(job_id: int) -> str:
     from app.exports.jobs import run_job
 
     outcome = run_job(int(job_id))
+    metrics.EXPORTS.labels(outcome).inc()
     log.info("export job %s: %s", job_id, outcome)
     return outcome

@@ -25,8 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config import Settings, get_settings
 from app.db import session_scope, utcnow
 from app.inspections import claims, results
+from app.policy.routing import Route
 from app.storage import get_store
 from app.task_names import RUN_INFERENCE, SWEEP_STUCK_INSPECTIONS
+from app.telemetry import metrics
 from app.thresholds.bands import settings_in_force
 from models.contracts import (
     InferenceClient,
@@ -57,6 +59,7 @@ def infer(inspection_id: uuid.UUID, client: InferenceClient) -> str:
     store = get_store()
     photos = [store.get(key) for key in keys]
     result = client.infer(inspection_id=str(inspection_id), photos=photos)
+    metrics.inference_timed(result.timings, result.arm)
     reasons, explain_error = explain_for_review(client, inspection_id, result, photos, settings)
     with session_scope() as session:
         decided = results.record_result(
@@ -67,7 +70,18 @@ def infer(inspection_id: uuid.UUID, client: InferenceClient) -> str:
             reasons=reasons,
             explain_error=explain_error,
         )
-    return decided.kind if decided else "already routed"
+    return _routed(decided)
+
+
+def _routed(decided: Route | None) -> str:
+    """Count and log the route an attempt recorded; "already routed" if another did."""
+    if decided is None:
+        return "already routed"
+    metrics.routed(decided.kind, decided.reason, decided.is_audit)
+    audit = ", audit" if decided.is_audit else ""
+    log.info("routed %s (%s)%s", decided.kind, decided.reason, audit,
+             extra={"route": decided.kind, "reason": decided.reason})  # fmt: skip
+    return decided.kind
 
 
 def explain_for_review(
@@ -119,7 +133,7 @@ def give_up(inspection_id: uuid.UUID, error: str) -> str:
             error=error,
             settings=settings_in_force(get_settings()),
         )
-    return decided.kind if decided else "already routed"
+    return _routed(decided)
 
 
 def retry_countdown(settings: Settings, retries: int) -> float:
@@ -142,6 +156,7 @@ def attempt(inspection_id: uuid.UUID, retries: int, settings: Settings) -> str:
         return infer(inspection_id, get_client())
     except Exception as exc:
         reason = "inference_unavailable" if isinstance(exc, InferenceUnavailable) else "error"
+        metrics.INFERENCE_FAILURES.labels(reason).inc()
         log.warning("inference for %s failed (%s): %s", inspection_id, reason, exc)
         if retries >= settings.inference_max_retries:
             return give_up(inspection_id, f"{type(exc).__name__}: {exc}")
@@ -156,7 +171,9 @@ def attempt(inspection_id: uuid.UUID, retries: int, settings: Settings) -> str:
 
 
 @celery.task(bind=True, name=RUN_INFERENCE, max_retries=None)
-def run_inference(self: Task[[str], str], inspection_id: str) -> str:
+def run_inference(self: Task[[str], str], inspection_id: str, request_id: str | None = None) -> str:
+    # request_id: read by workers/telemetry.py for the log lines (the relay sends it as a
+    # header; a message that carries it as an argument is accepted as well).
     settings = get_settings()
     item = uuid.UUID(inspection_id)
     try:

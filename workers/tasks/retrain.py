@@ -31,6 +31,7 @@ from app.task_names import (
     TRAINING_WATCHDOG,
     TUNE_CLASSIFIER,
 )
+from app.telemetry import metrics
 from workers.celery_app import celery
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def train_detector(run_id: int) -> str:
     from app.learning.training import run_training
 
     outcome = run_training(int(run_id))
+    metrics.LEARNING_RUNS.labels("train_detector", outcome).inc()
     log.info("training run %s: %s", run_id, outcome)
     return outcome
 
@@ -58,6 +60,7 @@ def evaluate_classifier(run_id: int) -> str:
     from app.learning.classifier import run_classifier_evaluation
 
     outcome = run_classifier_evaluation(int(run_id))
+    metrics.LEARNING_RUNS.labels("evaluate_classifier", outcome).inc()
     log.info("classifier run %s: %s", run_id, outcome)
     return outcome
 
@@ -67,6 +70,7 @@ def tune_classifier(run_id: int) -> str:
     from app.learning.tuning import run_tuning
 
     outcome = run_tuning(int(run_id))
+    metrics.LEARNING_RUNS.labels("tune_classifier", outcome).inc()
     log.info("tuning run %s: %s", run_id, outcome)
     return outcome
 

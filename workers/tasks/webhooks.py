@@ -21,6 +21,7 @@ import httpx
 from app.config import get_settings
 from app.db import session_scope, utcnow
 from app.task_names import DELIVER_WEBHOOK, SWEEP_WEBHOOK_DELIVERIES
+from app.telemetry import metrics
 from app.webhooks import delivery
 from workers.celery_app import celery
 
@@ -45,6 +46,7 @@ def deliver_webhook(delivery_id: int) -> str:
             schedule_retry(delivery_id, done.retry_in)
         except Exception:  # the broker is away: the delivery waits, as `retrying`, for a replay
             log.exception("could not schedule the retry of webhook delivery %s", delivery_id)
+    metrics.WEBHOOK_DELIVERIES.labels(done.outcome).inc()
     return done.outcome
 
 
