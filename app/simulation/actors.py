@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from app.simulation.garments import Box, Garment
+from app.policy.disagreement import Box, iou
+from app.simulation.garments import Garment
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TASK = re.compile(r'data-task-id="(\d+)"')
@@ -194,15 +195,6 @@ def careful_edits(
         if r.defect_type != NOT_A_DEFECT
     )
     return edits
-
-
-def iou(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def wait_until(check: object, timeout_s: float, every_s: float = 0.5) -> bool:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.policy.disagreement import Box
 from models.training.synthetic import make_sample
 
 PHOTO_SIZE = 384
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in photo pixels
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from jinja2 import Environment, FileSystemLoader
 
-from app.simulation.actors import ModelRegion, careful_edits, iou, model_regions
+from app.simulation.actors import ModelRegion, careful_edits, model_regions
 from app.simulation.garments import Garment
 
 TEMPLATES = Path(__file__).parents[2] / "templates"
@@ -66,9 +66,3 @@ def test_a_careful_inspector_keeps_corrects_dismisses_and_draws():
 def test_a_good_garment_has_every_model_defect_dismissed():
     regions = [ModelRegion(1, (0, 0, 10, 10), "hole", "severe")]
     assert careful_edits(Garment("g", b"", ()), 7, regions) == [{"region": 1, "not_defect": True}]
-
-
-def test_iou():
-    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == 50 / 150
-    assert iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0
