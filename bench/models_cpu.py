@@ -39,10 +39,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import ray_floor  # noqa: E402
 from models import pipeline  # noqa: E402
 from models.classifier import QwenClassifier  # noqa: E402
 from models.detector import RTDetrDetector  # noqa: E402
@@ -114,8 +116,10 @@ def overhead(
     measured: dict[str, list[Sample]] = {}
     try:
         url = _timed("start Ray Serve", lambda: runner.start(port=free_port(), **settings))
+        _timed("deploy Ray's floor (bench/ray_floor.py)", ray_floor.deploy)
         client = HttpInferenceClient(url, timeout_s=120)
-        with celery_task(url, photos) as through_celery:
+        floor = httpx.Client(base_url=url.rsplit("/", 1)[0] + ray_floor.ROUTE_PREFIX, timeout=120)
+        with celery_task(url, photos) as through_celery, floor:
             ways = {
                 "in-process": lambda p: (
                     loop.run_until_complete(
@@ -124,10 +128,13 @@ def overhead(
                 ),
                 "Ray Serve": lambda p: client.infer(inspection_id="bench", photos=[p]).timings,
                 "Ray Serve + Celery": through_celery,
+                FLOOR_PROXY: lambda p: {"bytes": floor.post("", content=p).json()["bytes"]},
+                FLOOR_HOP: lambda p: floor.post("/hop", content=p).json(),
             }
             measured |= _interleaved(ways, photos, suffix="")
             runner.deploy(**{**settings, "batch_wait_timeout_s": 0.01})  # user_config only
-            del ways["Ray Serve + Celery"]
+            for way in ("Ray Serve + Celery", FLOOR_PROXY, FLOOR_HOP):
+                del ways[way]
             measured |= _interleaved(ways, photos, suffix=", 10 ms batch wait")
     finally:
         runner.stop()
@@ -136,6 +143,7 @@ def overhead(
 
 
 Sample = dict[str, float]  # one request: "wall_ms" and the pipeline's timings
+FLOOR_PROXY, FLOOR_HOP = "Ray floor: proxy to a no-op", "Ray floor: + one handle call"
 
 
 def _interleaved(
@@ -230,10 +238,12 @@ PARTS: dict[str, Callable[[Sample], float]] = {
 def report(measured: dict[str, list[Sample]]) -> None:
     """The rest (wall time less the models' compute) is the plumbing: unlike wall time it
     does not move when one process happens to compute faster than another."""
+    wall: dict[str, Callable[[Sample], float]] = {"wall": lambda t: t["wall_ms"]}
     median = {
         (way, part): statistics.median(measure(t) for t in samples)
         for way, samples in measured.items()
-        for part, measure in [*PARTS.items(), ("wall", lambda t: t["wall_ms"])]
+        # The floor's no-ops report no pipeline timings: only their wall time counts.
+        for part, measure in (wall if way.startswith("Ray floor") else PARTS | wall).items()
     }
     for suffix in ("", ", 10 ms batch wait"):
         base = "in-process" + suffix
@@ -249,12 +259,20 @@ def report(measured: dict[str, list[Sample]]) -> None:
                   f"{added:6.1f}   {parts}")  # fmt: skip
     serve = median["Ray Serve", "rest"] - median["in-process", "rest"]
     celery = median["Ray Serve + Celery", "rest"] - median["Ray Serve", "rest"]
-    wall = median["Ray Serve + Celery", "wall"] - median["in-process", "wall"]
+    added_wall = median["Ray Serve + Celery", "wall"] - median["in-process", "wall"]
     print(
         f"\nadded per request, beside the models' compute: Ray Serve {serve:.1f} ms, "
         f"Celery {celery:.1f} ms more, {serve + celery:.1f} ms in all (target: under 5 ms)"
     )
-    print(f"added wall-clock time, compute included: {wall:.1f} ms")
+    print(f"added wall-clock time, compute included: {added_wall:.1f} ms")
+    proxy = median[FLOOR_PROXY, "wall"]
+    hop = statistics.median(t["hop_ms"] for t in measured[FLOOR_HOP])
+    floor = proxy + 2 * hop  # the pipeline: one request through the proxy, two handle calls
+    print(
+        f"Ray's own floor in this run: proxy to a no-op {proxy:.1f} ms, a handle call "
+        f"{hop:.1f} ms; the pipeline's shape (proxy + 2 calls) {floor:.1f} ms. Ray Serve "
+        f"adds {serve:.1f} ms = {serve / floor:.1f}x that floor (goal: within 2x)"
+    )
 
 
 def _timed(label: str, action: Callable[[], T]) -> T:
