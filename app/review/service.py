@@ -8,9 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CompoundSelect,
+    CursorResult,
+    DateTime,
+    Select,
+    Uuid,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -96,6 +113,7 @@ def _open_task_query() -> Select[ReviewTask]:
 
 
 TASK = ReviewTask.__table__
+QUEUE_COLUMNS = (ReviewTask.priority_key, ReviewTask.severity_rank, ReviewTask.created_at)
 QUEUE_ORDER = (
     ReviewTask.priority_key.asc(),
     ReviewTask.severity_rank.desc(),
@@ -103,15 +121,17 @@ QUEUE_ORDER = (
 )
 
 
-def _lease_only_transaction(session: Session) -> None:
-    """Commit this transaction without waiting for its WAL to reach the disk.
+def _lease_only_transaction() -> ColumnElement[str]:
+    """A column that makes its transaction commit without waiting for its WAL to reach the
+    disk (SET LOCAL synchronous_commit TO OFF, inside the statement's own round trip).
 
     It only moves leases. If the server crashed before the flush, the lease would be as
     it was: the item goes back to the queue, and a decision on it is refused only if
     someone else holds it by then (app.review.decisions) — never lost or doubled. The
-    wait it saves (an fsync, milliseconds) is on every "decide and next".
+    wait it saves (an fsync, milliseconds) is on every "decide and next". A statement that
+    returns no row wrote nothing, so its commit has nothing to wait for either.
     """
-    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    return func.set_config("synchronous_commit", "off", True).label("leases_only")
 
 
 def claim(
@@ -122,58 +142,90 @@ def claim(
     prefetch: bool = True,
     now: datetime | None = None,
     leases_only: bool = True,
+    commit: bool = True,
 ) -> Claim:
     """Renew the user's leases and lease more, up to the item on screen and the next; commit.
 
-    Two statements, plain rows: the renewal, and the claim. leases_only=False: the
-    transaction also holds a decision, and commits durably.
+    One statement, plain rows: the renewal and the claim. leases_only=False: the
+    transaction also holds a decision, and commits durably. commit=False: the caller
+    commits (after reading the item in the same transaction).
     """
     now = now or utcnow()
-    if leases_only:
-        _lease_only_transaction(session)
     expires = now + timedelta(seconds=lease_seconds)
+    room = HELD_WITH_PREFETCH if prefetch else 1
+    values = {"claim_user": user_id, "claim_now": now, "claim_expires": expires}
+    rows = session.execute(_claim_statement(room, leases_only), values).all()
+    if commit:
+        session.commit()
+    renewed = [row for row in rows if not row.fresh]
+    renewed = sorted(renewed, key=lambda t: (t.claimed_at or now, _queue_position(t)))
+    fresh = sorted((row for row in rows if row.fresh), key=_queue_position)
+    tasks = renewed[:MAX_HELD] + fresh
+    return Claim(tasks[0] if tasks else None, tasks[1] if len(tasks) > 1 else None)
+
+
+@lru_cache(maxsize=8)
+def _claim_statement(room: int, leases_only: bool) -> CompoundSelect[Any]:
+    """The renewal and the claim as one statement, built once per shape: every request
+    makes it, and building it (CTEs over every column) costs more CPU than running it.
+    Parameters: claim_user, claim_now, claim_expires."""
+    user = bindparam("claim_user", type_=BigInteger())
+    now = bindparam("claim_now", type_=DateTime(timezone=True))
+    expires = bindparam("claim_expires", type_=DateTime(timezone=True))
     # A reload must show the item the user already holds, not take another.
-    held = session.execute(
+    held = (
         update(TASK)
         .where(
-            TASK.c.lease_owner_id == user_id,
+            TASK.c.lease_owner_id == user,
             TASK.c.decided_at.is_(None),
             TASK.c.lease_expires_at >= now,
         )
         .values(lease_expires_at=expires)
         .returning(*TASK.c)
-    ).all()
-    held = sorted(held, key=lambda t: (t.claimed_at or now, _queue_position(t)))[:MAX_HELD]
-    wanted = (HELD_WITH_PREFETCH if prefetch else 1) - len(held)
-    fresh: list[Any] = []
-    if wanted > 0:
-        # The subquery's ORDER BY matches review_task_open_idx: an index scan that stops at
-        # the first rows that nobody holds and no other transaction has locked.
-        free = (
-            select(TASK.c.id)
-            .where(
-                TASK.c.decided_at.is_(None),
-                or_(TASK.c.lease_expires_at.is_(None), TASK.c.lease_expires_at < now),
-            )
-            .order_by(*QUEUE_ORDER)
-            .limit(wanted)
-            .with_for_update(skip_locked=True)
+        .cte("held")
+    )
+    # As many more as the user lacks, up to `room`: the renewal and the claim are one
+    # statement (one round trip on every "decide and next"). They touch disjoint rows: a
+    # held lease has not expired, a free one has.
+    # The subquery's ORDER BY matches review_task_open_idx: an index scan that stops at the
+    # first rows that nobody holds and no other transaction has locked. Its LIMIT is a
+    # constant, so the planner knows that only a row or two come out of it (a LIMIT that
+    # depends on the renewal would be planned as 10 % of the table: a sequential scan).
+    # It may lock one row more than it leases, until this transaction ends; others skip it.
+    free = (
+        select(TASK.c.id, *(TASK.c[c.key] for c in QUEUE_COLUMNS))
+        .where(
+            TASK.c.decided_at.is_(None),
+            or_(TASK.c.lease_expires_at.is_(None), TASK.c.lease_expires_at < now),
         )
-        taken = session.execute(
-            update(TASK)
-            .where(TASK.c.id.in_(free))
-            .values(
-                lease_owner_id=user_id,
-                lease_expires_at=expires,
-                attempt=TASK.c.attempt + 1,
-                claimed_at=now,
-            )
-            .returning(*TASK.c)
-        ).all()
-        fresh = sorted(taken, key=_queue_position)
-    session.commit()
-    tasks = list(held) + fresh
-    return Claim(tasks[0] if tasks else None, tasks[1] if len(tasks) > 1 else None)
+        .order_by(*QUEUE_ORDER)
+        .limit(room)
+        .with_for_update(skip_locked=True)
+        .subquery("free")
+    )
+    wanted = select(func.greatest(0, room - func.count())).select_from(held).scalar_subquery()
+    first = (
+        select(free.c.id)
+        .order_by(free.c.priority_key, free.c.severity_rank.desc(), free.c.created_at)
+        .limit(wanted)
+    )
+    taken = (
+        update(TASK)
+        .where(TASK.c.id.in_(first))
+        .values(
+            lease_owner_id=user,
+            lease_expires_at=expires,
+            attempt=TASK.c.attempt + 1,
+            claimed_at=now,
+        )
+        .returning(*TASK.c)
+        .cte("taken")
+    )
+    # leases_only: every row returned says so (the column is the same in each).
+    extra = [_lease_only_transaction()] if leases_only else []
+    return select(held, false().label("fresh"), *extra).union_all(
+        select(taken, true().label("fresh"), *extra)
+    )
 
 
 def _queue_position(task: Any) -> tuple[int, int, datetime]:
@@ -198,12 +250,11 @@ def renew_leases(
     the item is still theirs. One that someone else took is not in the answer.
     """
     now = now or utcnow()
-    _lease_only_transaction(session)
     ids = session.scalars(
         update(ReviewTask)
         .where(ReviewTask.lease_owner_id == user_id, ReviewTask.decided_at.is_(None))
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(ReviewTask.id)
+        .returning(ReviewTask.id, _lease_only_transaction())
     ).all()
     session.commit()
     return set(ids)
@@ -262,33 +313,49 @@ class ReviewItem:
     next_photo_ids: list[int]  # the photos of the item after it, for the browser to fetch
 
 
+INSPECTION_COLUMNS = ("external_id", "station", "created_at", "band_high", "band_low")
+INSPECTION_PREFIX = "inspection_"
+
+
+@lru_cache(maxsize=1)
+def _item_statement() -> Select[Any]:
+    """The inspection with its regions (none: one row of NULLs, from the outer join); built
+    once, as it runs on every "decide and next". Parameter: item."""
+    inspection_table, region_table = Inspection.__table__, Region.__table__
+    return (
+        select(
+            *(inspection_table.c[key].label(INSPECTION_PREFIX + key) for key in INSPECTION_COLUMNS),
+            *region_table.c,
+        )
+        .select_from(
+            inspection_table.outerjoin(
+                region_table, region_table.c.inspection_id == inspection_table.c.id
+            )
+        )
+        .where(inspection_table.c.id == bindparam("item", type_=Uuid()))
+        .order_by(region_table.c.id)
+    )
+
+
 def get_for_review(
     *, session: Session, task: Any, next_task: Any | None = None
 ) -> ReviewItem | None:
-    """A task's inspection, photos and regions (and the next item's photo ids) in three
+    """A task's inspection, photos and regions (and the next item's photo ids) in two
     queries, however many photos and regions; None if the inspection is gone."""
-    inspection = session.execute(
-        select(
-            Inspection.external_id,
-            Inspection.station,
-            Inspection.created_at,
-            Inspection.band_high,
-            Inspection.band_low,
-        ).where(Inspection.id == task.inspection_id)
-    ).first()
-    if inspection is None:
+    rows = session.execute(_item_statement(), {"item": task.inspection_id}).all()
+    if not rows:
         return None
+    first = rows[0]._mapping
+    inspection = SimpleNamespace(
+        **{key: first[INSPECTION_PREFIX + key] for key in INSPECTION_COLUMNS}
+    )
     wanted = [task.inspection_id] + ([next_task.inspection_id] if next_task else [])
     photos = session.execute(
         select(Photo.__table__)
         .where(Photo.inspection_id.in_(wanted))
         .order_by(Photo.inspection_id, Photo.position)
     ).all()
-    regions = session.execute(
-        select(Region.__table__)
-        .where(Region.inspection_id == task.inspection_id)
-        .order_by(Region.id)
-    ).all()
+    regions = [row for row in rows if row.id is not None]
     mine = [p for p in photos if p.inspection_id == task.inspection_id]
     later = [p.id for p in photos if p.inspection_id != task.inspection_id]
-    return ReviewItem(task, inspection, mine, list(regions), later)
+    return ReviewItem(task, inspection, mine, regions, later)

@@ -50,12 +50,18 @@ def _undo_offer(
 def item_context(
     session: Session, user: User, now: datetime, settings: Settings, *, leases_only: bool = True
 ) -> dict[str, Any]:
-    """Claim the user's items and describe the one on screen; commits the transaction."""
+    """Claim the user's items and describe the one on screen; commits the transaction.
+
+    One transaction from the claim to the numbers: a second one would cost a round trip
+    to begin it and the pool's rollback at the end, and psycopg forgets its prepared
+    statements at every rollback.
+    """
     rules = rules_for(settings)
     lease = settings.lease_seconds
     held = service.claim(
-        session=session, user_id=user.id, lease_seconds=lease, now=now, leases_only=leases_only
-    )
+        session=session, user_id=user.id, lease_seconds=lease, now=now, leases_only=leases_only,
+        commit=False,
+    )  # fmt: skip
     item, prefetch = None, []
     if held.current is not None:
         loaded = service.get_for_review(session=session, task=held.current, next_task=held.next)
@@ -65,6 +71,7 @@ def item_context(
     numbers = stats.inspector_numbers(
         session=session, user_id=user.id, now=now, timezone=settings.site_timezone
     )
+    session.commit()
     return {
         "item": item,
         "prefetch": prefetch,

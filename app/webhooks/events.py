@@ -32,7 +32,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -56,19 +56,25 @@ def decided(
     occurred_at: datetime,
 ) -> None:
     """The outcome of `inspection_id` is now `decision_id`'s (None: the automatic route's)."""
+    session.execute(decided_statement(inspection_id, decision_id, occurred_at))
+
+
+def decided_statement(
+    inspection_id: uuid.UUID, decision_id: int | None, occurred_at: datetime
+) -> Insert:
+    """The one statement `decided` runs, for a caller that adds its own writes to it as
+    CTEs (a decision closes its task in the same round trip, app.review.decisions)."""
     now = utcnow()
     event = _new_event(inspection_id, decision_id, occurred_at)
     deliveries = _new_deliveries(event, now)
-    session.execute(
-        insert(Outbox.__table__).from_select(
-            ["task", "payload", "created_at", "attempts"],
-            select(
-                literal(DELIVER_WEBHOOK, String()),
-                func.jsonb_build_object("delivery_id", deliveries.c.id),
-                literal(now, DateTime(timezone=True)),
-                literal(0, Integer()),
-            ).select_from(deliveries),
-        )
+    return insert(Outbox.__table__).from_select(
+        ["task", "payload", "created_at", "attempts"],
+        select(
+            literal(DELIVER_WEBHOOK, String()),
+            func.jsonb_build_object("delivery_id", deliveries.c.id),
+            literal(now, DateTime(timezone=True)),
+            literal(0, Integer()),
+        ).select_from(deliveries),
     )
 
 

@@ -107,6 +107,25 @@ def test_the_page_holds_the_item_on_screen_and_the_next_one(db_session):
     assert (held.current.id, held.next) == (second.id, None)  # nothing left to prefetch
 
 
+def test_a_claim_alone_commits_without_waiting_for_the_disk_and_one_with_a_decision_does(
+    db_session,
+):
+    make_review_item(db_session, confidence=0.71)
+    make_review_item(db_session, confidence=0.72)
+    alice = make_user(db_session)
+    db_session.commit()
+
+    def synchronous_commit(**kwargs) -> str:
+        claim(session=db_session, user_id=alice.id, lease_seconds=LEASE, commit=False, **kwargs)
+        setting = db_session.scalar(text("SHOW synchronous_commit"))
+        db_session.rollback()
+        return setting
+
+    # Set inside the claim's own statement (no round trip of its own), for its transaction.
+    assert synchronous_commit() == "off"
+    assert synchronous_commit(leases_only=False) == "on"
+
+
 def test_a_second_inspector_does_not_get_the_leased_task(db_session):
     task = make_review_item(db_session)
     alice, bob = make_user(db_session), make_user(db_session)

@@ -127,13 +127,14 @@ def test_decide_and_next_is_a_handful_of_queries_however_many_photos(client, db_
     assert response.text.count('<rect class="line"') == 12
     photos_of_third = [f"/photos/{p.id}" for p in third.inspection.photos]
     assert f'data-photos="{" ".join(photos_of_third)}"' in response.text  # prefetched
-    # user; decide: lock, versions and regions, insert decision, insert region answers,
-    # 2 updates, the webhook event (one statement that writes nothing where no endpoint
-    # listens, app.webhooks.events); claim: renew held, lease the next; load: inspection,
-    # photos (with the next item's), regions; today's numbers; and, because this "pass"
-    # overrules the model's reject, the error cases. The savepoints stand in for a real
-    # session's commit.
-    assert len([s for s in statements if "SAVEPOINT" not in s]) <= 15, statements
+    # user; decide: lock (with the versions and regions), insert decision, insert region
+    # answers, and one statement that closes the task, sets the verdict and writes the
+    # webhook event (which writes nothing where no endpoint listens, app.webhooks.events);
+    # claim: renew held and lease the next, in one; load: inspection with its regions,
+    # photos (with the next item's); today's numbers; and, because this "pass" overrules
+    # the model's reject, the error cases. The savepoints stand in for a real session's
+    # commit.
+    assert len([s for s in statements if "SAVEPOINT" not in s]) <= 10, statements
 
 
 def test_a_decision_without_javascript_redirects_back_to_the_queue(client, db_session):
