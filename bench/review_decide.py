@@ -5,6 +5,12 @@ subprocess, logs in N inspectors and has each decide items over HTTP exactly as 
 does it. Prints p50/p95/p99 of the server's own time (its `Server-Timing` header) and of
 the time the client saw.
 
+In the same run, on the same database, with as many inspectors thinking as long, it runs
+the bare baseline (bench/review_bare.py): the statements a decision needs (lock, insert
+the decision and its regions, close the task, claim the next with FOR UPDATE SKIP LOCKED,
+select the next item) from a minimal psycopg client, and prints the app's times as a
+multiple of it. `--rounds` alternates the two; `--no-bare` leaves the baseline out.
+
 Each inspector looks at an item for `--think` seconds on average (uniformly 0.5x-1.5x)
 before deciding. The field report's inspectors decide about 680 items a day, one per
 ~40 s; the default of 1 s is forty times faster. `--think 0` decides as fast as the
@@ -55,6 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import loop_lag  # noqa: E402
+from bench.review_bare import run_bare  # noqa: E402
 from bench.review_seed import seed  # noqa: E402
 from bench.station_upload import (  # noqa: E402
     CAMERA,
@@ -209,6 +216,42 @@ async def run_clients(
         return await decide_all(team, seconds, warmup, think)
 
 
+async def run_with_bare(
+    base: str, url: str, args: argparse.Namespace
+) -> tuple[list[list[tuple[float, float]]], list[list[float]]]:
+    """Each round: the inspectors through the app, then the bare baseline; both together."""
+    app: list[list[tuple[float, float]]] = []
+    bare: list[list[float]] = []
+    async with logged_in(base, args.inspectors) as team:
+        for n in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {n}: the app ...", flush=True)
+            app += await decide_all(team, args.seconds, args.warmup, args.think)
+            if args.bare:
+                if args.rounds > 1:
+                    print(f"round {n}: the bare baseline ...", flush=True)
+                names = [inspector.name for inspector in team]
+                bare += await run_bare(url, names, args.seconds, args.warmup, args.think)
+    return app, bare
+
+
+def report_bare(app: list[list[tuple[float, float]]], bare: list[list[float]], seconds: float
+                ) -> None:  # fmt: skip
+    """The bare baseline's times, and the app's as multiples of them."""
+    times = [ms for samples in bare for ms in samples]
+    server = [s for samples in app for s, _ in samples]
+    client = [c for samples in app for _, c in samples]
+    cuts = {q: percentile(times, q) for q in (50, 95, 99)}
+    print(f"bare baseline (psycopg, same statements): {len(times)} decisions in {seconds:.0f} s "
+          f"({len(times) / seconds:.1f}/s)")  # fmt: skip
+    print(f"  {'bare (round trip)':<24} p50 {cuts[50]:6.1f} ms   p95 {cuts[95]:6.1f} ms   "
+          f"p99 {cuts[99]:6.1f} ms")  # fmt: skip
+    for label, values in (("app server / bare", server), ("app client / bare", client)):
+        ratios = (percentile(values, q) / cuts[q] for q in (50, 95, 99))
+        print(f"  {label:<24} " + "   ".join(
+            f"p{q} {r:5.1f}x  " for q, r in zip((50, 95, 99), ratios, strict=True)))  # fmt: skip
+
+
 def report(
     results: list[list[tuple[float, float]]],
     seconds: float,
@@ -320,7 +363,13 @@ def main() -> None:
     parser.add_argument(
         "--upload-pause", type=float, default=1.0, help="mean s between a station's photos"
     )
-    parser.add_argument("--rounds", type=int, default=1, help="alone/uploading pairs")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="app/bare pairs (alone/uploading with --uploaders)"
+    )
+    parser.add_argument(
+        "--no-bare", dest="bare", action="store_false", help="leave out the bare baseline"
+    )
+    parser.add_argument("--regions", type=int, default=None, help="per item (default 1-4)")
     args = parser.parse_args()
     if args.workers is None:
         args.workers = 1 if args.uploaders else (os.cpu_count() or 1)
@@ -332,7 +381,8 @@ def main() -> None:
     server_url = os.environ.get("LOUPE_DATABASE_URL")
     with database(server_url) as url, tempfile.TemporaryDirectory() as tmp:
         print(f"seeding {args.items} items and {args.inspectors} inspectors ...", flush=True)
-        seed(url, items=args.items, inspectors=args.inspectors, password=PASSWORD)
+        seed(url, items=args.items, inspectors=args.inspectors, password=PASSWORD,
+             regions=args.regions)  # fmt: skip
         storage = Path(tmp) / "photos"
         if args.uploaders:
             compare(url, storage, args)
@@ -340,10 +390,11 @@ def main() -> None:
         with web_server(url, storage, args.port, args.workers) as (base, _):
             print(f"web app up with {args.workers} worker(s); deciding for {args.seconds:.0f} s",
                   flush=True)  # fmt: skip
-            results = asyncio.run(
-                run_clients(base, args.inspectors, args.seconds, args.warmup, args.think)
-            )
-        report(results, args.seconds, args.inspectors, args.think)
+            results, bare = asyncio.run(run_with_bare(base, url, args))
+        seconds = args.seconds * args.rounds
+        report(results, seconds, args.inspectors, args.think)
+        if bare:
+            report_bare(results, bare, seconds)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ SEVERITIES = ("minor", "moderate", "severe")
 SLA = 4 * 3600
 
 
-def _rows(n: int, rng: random.Random):
+def _rows(n: int, rng: random.Random, region_count: int | None = None):
     now = utcnow()
     inspections, photos, regions, tasks = [], [], [], []
     for i in range(n):
@@ -51,7 +51,8 @@ def _rows(n: int, rng: random.Random):
                 "content_type": "image/jpeg", "size_bytes": 1, "width": 1024, "height": 768,
             })  # fmt: skip
         severity = rng.choice(SEVERITIES)
-        regions.append((inspection_id, rng.randint(1, 4), severity, confidence))
+        count = region_count if region_count is not None else rng.randint(1, 4)
+        regions.append((inspection_id, count, severity, confidence))
         tasks.append({
             "inspection_id": inspection_id, "reason": "uncertain", "is_audit": False,
             "confidence": confidence, "severity_rank": SEVERITY_RANK[severity],
@@ -78,13 +79,17 @@ def _region_rows(regions, photo_ids: dict, rng: random.Random) -> list[dict]:
     return rows
 
 
-def seed(url: str, *, items: int, inspectors: int, password: str, seed: int = 7) -> None:
-    """Insert `inspectors` users bench-0.. and `items` queued review items."""
+def seed(
+    url: str, *, items: int, inspectors: int, password: str, seed: int = 7,
+    regions: int | None = None,
+) -> None:  # fmt: skip
+    """Insert `inspectors` users bench-0.. and `items` queued review items, each with
+    `regions` regions (default: 1 to 4)."""
     from argon2 import PasswordHasher
 
     rng = random.Random(seed)
     password_hash = PasswordHasher().hash(password)
-    inspections, photos, regions, tasks = _rows(items, rng)
+    inspections, photos, regions, tasks = _rows(items, rng, regions)
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
         conn.execute(insert(User), [
@@ -108,5 +113,7 @@ if __name__ == "__main__":
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--inspectors", type=int, default=4)
     parser.add_argument("--password", default="bench-password-1")
+    parser.add_argument("--regions", type=int, default=None, help="per item (default 1-4)")
     args = parser.parse_args()
-    seed(args.database_url, items=args.items, inspectors=args.inspectors, password=args.password)
+    seed(args.database_url, items=args.items, inspectors=args.inspectors, password=args.password,
+         regions=args.regions)  # fmt: skip
