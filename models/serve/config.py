@@ -27,11 +27,10 @@ from typing import Any
 import yaml
 
 from models.contracts import ModelPair
-from models.serve.runner import APP_NAME
+from models.serve.runner import APP_NAME, JSON_LOGS
 
 ROUTE_PREFIX = "/inspection"
 SERVE_PORT = 8000  # the port KubeRay's serve Service points at
-JSON_LOGS = {"encoding": "JSON", "log_level": "INFO"}
 CHART_DIR = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "loupe"
 # A challenger deployment is sized like the champion's of its kind.
 _KIND = {"ChallengerDetector": "Detector", "ChallengerClassifier": "Classifier"}

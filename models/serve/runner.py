@@ -17,6 +17,9 @@ from typing import Any
 
 from models import logs
 
+# Serve's own setting for JSON lines; the chart's serveConfigV2 (models.serve.config) uses it too.
+JSON_LOGS = {"encoding": "JSON", "log_level": "INFO"}
+
 logger = logging.getLogger(__name__)
 
 APP_NAME = "inspection"
@@ -145,7 +148,7 @@ def _logging_config() -> dict[str, Any]:
     fields of each line. The chart sets the same in its RayService (deploy/helm)."""
     if logs.log_format() != "json":
         return {}
-    return {"logging_config": {"encoding": "JSON", "log_level": "INFO"}}
+    return {"logging_config": dict(JSON_LOGS)}
 
 
 def _deployed_configs(client: Any) -> dict[str, dict[str, Any]]:
