@@ -10,7 +10,7 @@ from app.db import RowId, SessionDep, utcnow
 from app.deps import SettingsDep, TranslatorDep
 from app.i18n import duration
 from app.pages import render
-from app.review import decisions, service, stats
+from app.review import decisions, reopen, service, stats
 from app.spec import ROLE_PAGE, SEE_OTHER, page
 from app.thresholds.bands import settings_in_force
 
@@ -74,7 +74,7 @@ def send_back(
 ) -> Response:
     """Reopen a decided item for another review; its decision stays until a new one."""
     try:
-        decisions.send_back(session=session, task_id=task_id, actor_id=user.id)
+        reopen.send_back(session=session, task_id=task_id, actor_id=user.id)
     except decisions.TaskNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except decisions.Refused:

@@ -21,7 +21,7 @@ from app.db import RowId, SessionDep, utcnow
 from app.deps import LanguageDep, SettingsDep, TranslatorDep
 from app.i18n import duration, label
 from app.pages import render
-from app.review import decisions, edits, presenters, service, stats
+from app.review import decisions, edits, presenters, reopen, service, stats
 from app.review.keys_views import keyboard_for
 from app.review.priority import SEVERITY_RANK
 from app.review.rules import rules_for
@@ -122,9 +122,7 @@ def review(
 ) -> Response:
     """The user's item (the same one again on a reload while the lease lasts)."""
     notice = request.session.pop(NOTICE_SESSION_KEY, None)
-    last = decisions.undoable(
-        session=session, user_id=user.id, window_seconds=settings.undo_seconds
-    )
+    last = reopen.undoable(session=session, user_id=user.id, window_seconds=settings.undo_seconds)
     return _render_item(request, session, user, settings, notice=notice, undo=last)
 
 
@@ -209,7 +207,7 @@ def undo(
     """Take the decision back: its item returns to this user's screen."""
     notice = None
     try:
-        decisions.undo(
+        reopen.undo(
             session=session,
             decision_id=decision_id,
             user_id=user.id,

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from app.review import decisions
+from app.review import decisions, reopen
 from app.review.tables import ReviewTask
 from tests.e2e.test_review_flow import ARTIFACTS, browser, logged_in, routed, upload  # noqa: F401
 from tests.integration.review_support import make_user
@@ -43,7 +43,7 @@ def test_the_ml_team_finds_an_inspection_and_reads_its_decisions(live_stack, bro
         # The tiny models' regions are random, maybe no defect among them: a reject says so.
         decisions.decide(session=session, task_id=task.id, user_id=mina.id, verdict="reject",
                          unmarked=True)  # fmt: skip
-        decisions.send_back(session=session, task_id=task.id, actor_id=lead.id)
+        reopen.send_back(session=session, task_id=task.id, actor_id=lead.id)
         decisions.decide(session=session, task_id=task.id, user_id=joon.id, verdict="pass")
     engine.dispose()
 

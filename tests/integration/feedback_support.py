@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.inspections.tables import Inspection, Region
-from app.review import decisions
+from app.review import decisions, reopen
 from app.review.tables import ReviewTask
 from tests.integration.review_support import make_review_item, make_user
 
@@ -121,7 +121,7 @@ def seed_week(session: Session) -> SeededWeek:
     tasks["t8"] = t
     undone = _decide(session, t, kim, at(19, 12), "pass", [{"region": r.id, "not_defect": True}],
                      ["print"])  # fmt: skip
-    decisions.undo(session=session, decision_id=undone.id, user_id=kim.id, window_seconds=10,
+    reopen.undo(session=session, decision_id=undone.id, user_id=kim.id, window_seconds=10,
                    lease_seconds=300, now=at(19, 12) + timedelta(seconds=2))  # fmt: skip
     # T9: decided the week before (Sunday night): not in W47.
     t, r = _item(session, at(15, 22))

@@ -11,7 +11,7 @@ from app.dashboard.snapshots import report_for, report_options, snapshot_closed_
 from app.dashboard.weeks import Week
 from app.feedback.tables import ErrorCase, WeeklyReport
 from app.policy.metrics import wilson_interval
-from app.review import decisions
+from app.review import decisions, reopen
 from tests.integration.feedback_support import EXPECTED_PATTERNS, NOW, WEEK, at, seed_week
 
 pytestmark = pytest.mark.integration
@@ -121,7 +121,7 @@ def test_error_cases_are_kept_for_undone_decisions_but_not_counted(db_session, r
 def test_a_re_review_replaces_the_decision_it_supersedes(db_session, options):
     seeded = seed_week(db_session)
     t3 = seeded.tasks["t3"]
-    lead = decisions.send_back(session=db_session, task_id=t3.id, actor_id=seeded.kim)
+    lead = reopen.send_back(session=db_session, task_id=t3.id, actor_id=seeded.kim)
     assert lead.decided_at is None
     decisions.decide(session=db_session, task_id=t3.id, user_id=seeded.kim, verdict="confirm",
                      now=at(21, 9))  # fmt: skip

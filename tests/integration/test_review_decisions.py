@@ -10,8 +10,9 @@ from sqlalchemy import func, select, text
 from app.db import utcnow
 from app.feedback.tables import ErrorCase
 from app.inspections.tables import Inspection, Region
-from app.review import decisions
-from app.review.decisions import LeaseLost, Refused, TaskNotFound, decide, send_back, undo
+from app.review import reopen
+from app.review.decisions import LeaseLost, Refused, TaskNotFound, decide
+from app.review.reopen import send_back, undo
 from app.review.service import claim_next
 from app.review.tables import Decision, DecisionRegion, DecisionUndo, ReviewTask
 from tests.integration.review_support import make_review_item, make_user
@@ -329,8 +330,8 @@ def test_undoable_finds_the_last_decision_within_the_window(db_session):
     alice = make_user(db_session)
     hold(db_session, alice)
     decision = decide(session=db_session, task_id=task.id, user_id=alice.id, verdict="pass")
-    found = decisions.undoable(session=db_session, user_id=alice.id, window_seconds=10)
+    found = reopen.undoable(session=db_session, user_id=alice.id, window_seconds=10)
     assert found.id == decision.id
     later = decision.created_at + timedelta(seconds=11)
-    assert decisions.undoable(session=db_session, user_id=alice.id, window_seconds=10,
+    assert reopen.undoable(session=db_session, user_id=alice.id, window_seconds=10,
                               now=later) is None  # fmt: skip

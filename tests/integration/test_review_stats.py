@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.review import stats
-from app.review.decisions import decide, send_back, undo
+from app.review.decisions import decide
+from app.review.reopen import send_back, undo
 from app.review.service import claim_next
 from app.review.tables import ReviewTask
 from tests.integration.review_support import make_review_item, make_user

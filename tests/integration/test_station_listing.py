@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from app.auth.service import create_station_token
 from app.db import get_session, utcnow
 from app.inspections.tables import Inspection
-from app.review.decisions import decide, send_back
+from app.review.decisions import decide
+from app.review.reopen import send_back
 from app.review.service import claim_next
 from tests.integration.review_support import make_review_item, make_user
 from tests.support import garment_photo, reset_caches

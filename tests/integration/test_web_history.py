@@ -19,7 +19,7 @@ from app.auth.tables import AuditEvent
 from app.i18n import catalogues
 from app.inspections import history
 from app.inspections.tables import Inspection, Region
-from app.review import decisions
+from app.review import decisions, reopen
 from app.review.tables import Decision
 from tests.integration import web_support
 from tests.integration.review_support import make_review_item, make_user
@@ -217,7 +217,7 @@ def _decided_three_times(db_session):
     first_region = db_session.scalar(select(Region).order_by(Region.id))
     decided = decisions.decide(session=db_session, task_id=task.id, user_id=mina.id,
                                verdict="pass", now=MARCH + timedelta(minutes=1))  # fmt: skip
-    decisions.undo(session=db_session, decision_id=decided.id, user_id=mina.id,
+    reopen.undo(session=db_session, decision_id=decided.id, user_id=mina.id,
                    window_seconds=30, lease_seconds=60,
                    now=MARCH + timedelta(minutes=1, seconds=10))  # fmt: skip
     edits = [{"region": first_region.id, "type": "hole", "severity": "severe"},
@@ -226,7 +226,7 @@ def _decided_three_times(db_session):
     decisions.decide(session=db_session, task_id=task.id, user_id=mina.id, verdict="reject",
                      region_edits=edits, tags=["print"], note="<i>hole</i> by the seam",
                      now=MARCH + timedelta(minutes=2))  # fmt: skip
-    decisions.send_back(session=db_session, task_id=task.id, actor_id=lead.id,
+    reopen.send_back(session=db_session, task_id=task.id, actor_id=lead.id,
                         now=MARCH + timedelta(minutes=30))  # fmt: skip
     decisions.decide(session=db_session, task_id=task.id, user_id=joon.id, verdict="pass",
                      now=MARCH + timedelta(minutes=40))  # fmt: skip

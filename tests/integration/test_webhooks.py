@@ -20,7 +20,8 @@ from app.inspections import service as inspections
 from app.inspections.schemas import InspectionOut
 from app.outbox import Outbox
 from app.policy.webhooks import SIGNATURE_HEADER, verify
-from app.review.decisions import decide, send_back, undo
+from app.review.decisions import decide
+from app.review.reopen import send_back, undo
 from app.webhooks import service
 from app.webhooks.tables import WebhookAttempt, WebhookDelivery, WebhookEvent
 from tests.integration.review_support import make_review_item, make_user
