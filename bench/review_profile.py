@@ -50,8 +50,13 @@ STEPS = (
 
 
 def _timed(module: Any, name: str, totals: dict[str, list[float]]) -> None:
-    original: Callable[..., Any] = getattr(module, name)
-    label = f"{module.__name__.rsplit('.', 1)[-1]}.{name}"
+    """Wrap `module.name` (or a method: "Class.method") to add its wall time to totals."""
+    owner = module
+    *classes, name = name.split(".")
+    for part in classes:
+        owner = getattr(owner, part)
+    original: Callable[..., Any] = getattr(owner, name)
+    label = ".".join([module.__name__.rsplit(".", 1)[-1], *classes, name])
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -60,30 +65,25 @@ def _timed(module: Any, name: str, totals: dict[str, list[float]]) -> None:
         finally:
             totals[label].append(time.perf_counter() - started)
 
-    setattr(module, name, timed)
+    setattr(owner, name, timed)
 
 
 async def _inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return func(*args, **kwargs)
 
 
-def run(url: str, args: argparse.Namespace) -> None:
+def instrument(
+    engine: Any, step_names: tuple[tuple[str, str], ...]
+) -> tuple[dict[str, list[float]], dict[str, list[float]], Counter[str]]:
+    """Wrap the named steps and listen to the engine: the time in each step, each SQL
+    statement's time (keyed by its first 80 characters) and psycopg's transaction commands."""
     import importlib
 
-    import fastapi.dependencies.utils
-    import fastapi.routing
     import psycopg
     from sqlalchemy import event
 
-    os.environ["LOUPE_DATABASE_URL"] = url
-    # One thread does everything, so that cProfile sees the route's work.
-    fastapi.routing.run_in_threadpool = _inline  # type: ignore[assignment]
-    fastapi.dependencies.utils.run_in_threadpool = _inline  # type: ignore[assignment]
-    from app.db import get_engine
-    from app.web import create_app
-
     steps: dict[str, list[float]] = defaultdict(list)
-    for module, name in STEPS:
+    for module, name in step_names:
         _timed(importlib.import_module(module), name, steps)
     statements: dict[str, list[float]] = defaultdict(list)
     commands: Counter[str] = Counter()
@@ -95,8 +95,8 @@ def run(url: str, args: argparse.Namespace) -> None:
         key = " ".join(statement.split())[:80]
         statements[key].append(time.perf_counter() - conn.info["started"])
 
-    event.listen(get_engine(), "before_cursor_execute", before)
-    event.listen(get_engine(), "after_cursor_execute", after)
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
     exec_command = psycopg.Connection._exec_command
 
     def counted(self: Any, command: Any, *rest: Any, **kw: Any) -> Any:
@@ -104,6 +104,40 @@ def run(url: str, args: argparse.Namespace) -> None:
         return exec_command(self, command, *rest, **kw)
 
     psycopg.Connection._exec_command = counted  # type: ignore[method-assign]
+    return steps, statements, commands
+
+
+def inline_threadpool() -> None:
+    """Run the routes' thread pool inline: one thread does all the work, so that cProfile
+    and the step timers see it."""
+    import fastapi.dependencies.utils
+    import fastapi.routing
+
+    fastapi.routing.run_in_threadpool = _inline  # type: ignore[assignment]
+    fastapi.dependencies.utils.run_in_threadpool = _inline  # type: ignore[assignment]
+
+
+def print_breakdown(
+    n: int, per: str, steps: dict[str, list[float]], statements: dict[str, list[float]],
+    commands: Counter[str],
+) -> None:  # fmt: skip
+    print(f"steps, ms per {per} (nested: a step's time includes the steps inside it):")
+    for label, times in sorted(steps.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {sum(times) * 1000 / n:6.2f}  {label}")
+    print(f"statements, ms per {per} and count:")
+    for key, times in sorted(statements.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {sum(times) * 1000 / n:6.2f}  {len(times) / n:3.1f}x  {key}")
+    print(f"psycopg commands per {per}: " + ", ".join(
+        f"{k} {v / n:.1f}" for k, v in commands.most_common()))  # fmt: skip
+
+
+def run(url: str, args: argparse.Namespace) -> None:
+    os.environ["LOUPE_DATABASE_URL"] = url
+    inline_threadpool()
+    from app.db import get_engine
+    from app.web import create_app
+
+    steps, statements, commands = instrument(get_engine(), STEPS)
 
     loop = asyncio.new_event_loop()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app()), base_url="http://t")
@@ -140,14 +174,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     p50, mean = statistics.median(server), statistics.mean(server)
     print(f"server time (Server-Timing) p50 {p50:.1f} ms, mean {mean:.1f} ms; "
           f"SQL {sql_ms:.1f} ms in {count:.1f} statements")  # fmt: skip
-    print("steps, ms per decision (nested: a step's time includes the steps inside it):")
-    for label, times in sorted(steps.items(), key=lambda kv: -sum(kv[1])):
-        print(f"  {sum(times) * 1000 / n:6.2f}  {label}")
-    print("statements, ms per decision and count:")
-    for key, times in sorted(statements.items(), key=lambda kv: -sum(kv[1])):
-        print(f"  {sum(times) * 1000 / n:6.2f}  {len(times) / n:3.1f}x  {key}")
-    print("psycopg commands per decision: " + ", ".join(
-        f"{k} {v / n:.1f}" for k, v in commands.most_common()))  # fmt: skip
+    print_breakdown(n, "decision", steps, statements, commands)
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
     loop.run_until_complete(client.aclose())
