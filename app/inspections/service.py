@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from app.db import utcnow
 from app.inspections.tables import Inspection, Photo
 from app.inspections.validation import CheckedImage
 from app.outbox import REQUEST_ID_KEY, Outbox
@@ -21,7 +23,8 @@ from models import logs
 
 @dataclass(frozen=True)
 class Accepted:
-    inspection: Inspection
+    inspection_id: uuid.UUID
+    status: str
     created: bool  # False when an idempotent repeat returned the existing inspection
 
 
@@ -90,31 +93,19 @@ def accept(
         session=session, station=station, external_id=external_id, idempotency_key=idempotency_key
     )
     if existing is not None:
-        return Accepted(existing, created=False)
+        return Accepted(existing.id, existing.status, created=False)
     # Photos go to the store first: a failed commit leaves only an unreferenced,
     # content-addressed object, never a row that points at nothing.
     for image in images:
         store.put(photo_key(image), image.data, image.content_type)
-    inspection = Inspection(
-        id=uuid.uuid4(), station=station, external_id=external_id, idempotency_key=idempotency_key,
-        source=source, reference_labels=reference_labels,
+    inspection_id = uuid.uuid4()
+    statement = _insert_inspection(
+        inspection_id=inspection_id, station=station, images=images, views=views,
+        external_id=external_id, idempotency_key=idempotency_key, source=source,
+        reference_labels=reference_labels,
     )  # fmt: skip
-    inspection.photos = [
-        Photo(
-            position=i,
-            view=view,
-            object_key=photo_key(image),
-            content_hash=image.content_hash,
-            content_type=image.content_type,
-            size_bytes=len(image.data),
-            width=image.width,
-            height=image.height,
-        )
-        for i, (image, view) in enumerate(zip(images, views, strict=True))
-    ]
-    session.add(inspection)
-    session.add(Outbox(task=RUN_INFERENCE, payload=inference_payload(inspection.id)))
     try:
+        session.execute(statement)
         session.commit()
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its inspection.
@@ -127,8 +118,63 @@ def accept(
         )
         if existing is None:
             raise
-        return Accepted(existing, created=False)
-    return Accepted(inspection, created=True)
+        return Accepted(existing.id, existing.status, created=False)
+    return Accepted(inspection_id, "queued", created=True)
+
+
+def _insert_inspection(
+    *,
+    inspection_id: uuid.UUID,
+    station: str,
+    images: list[CheckedImage],
+    views: list[str | None],
+    external_id: str | None,
+    idempotency_key: str | None,
+    source: str | None,
+    reference_labels: dict[str, Any] | None,
+) -> Insert:
+    """The inspection, its photos and the inference task's outbox row in one statement
+    (the photos and the outbox row are CTEs): one round trip, no unit of work to flush.
+    Foreign keys are checked at the end of the statement, when the inspection is there.
+    Every column with a Python default is given: SQLAlchemy cannot fill the defaults of
+    the INSERTs inside a CTE."""
+    now = utcnow()
+    photos = insert(Photo.__table__).values(
+        [
+            {
+                "inspection_id": inspection_id,
+                "position": i,
+                "view": view,
+                "object_key": photo_key(image),
+                "content_hash": image.content_hash,
+                "content_type": image.content_type,
+                "size_bytes": len(image.data),
+                "width": image.width,
+                "height": image.height,
+                "created_at": now,
+            }
+            for i, (image, view) in enumerate(zip(images, views, strict=True))
+        ]
+    )
+    outbox = insert(Outbox.__table__).values(
+        task=RUN_INFERENCE, payload=inference_payload(inspection_id), created_at=now, attempts=0
+    )
+    return (
+        insert(Inspection.__table__)
+        .values(
+            id=inspection_id,
+            station=station,
+            external_id=external_id,
+            idempotency_key=idempotency_key,
+            source=source,
+            reference_labels=reference_labels,
+            status="queued",
+            is_audit=False,
+            created_at=now,
+            status_changed_at=now,
+        )
+        .add_cte(photos.cte("new_photos"), outbox.cte("new_outbox"))
+    )
 
 
 def get(*, session: Session, inspection_id: uuid.UUID) -> Inspection | None:

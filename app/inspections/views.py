@@ -187,15 +187,15 @@ def create_inspection(
     )
     if not accepted.created:
         response.status_code = 200
-    inspection = accepted.inspection
+    inspection_id = accepted.inspection_id
     metrics.UPLOADS.labels("created" if accepted.created else "duplicate").inc()
-    logs.bind(inspection_id=str(inspection.id))
-    log.info("inspection %s %s with %d photo(s)", inspection.id,
+    logs.bind(inspection_id=str(inspection_id))
+    log.info("inspection %s %s with %d photo(s)", inspection_id,
              "accepted" if accepted.created else "sent again", len(checked))  # fmt: skip
     return Created(
-        id=inspection.id,
-        status=inspection.status,
-        status_url=str(request.url_for("get_inspection", inspection_id=inspection.id)),
+        id=inspection_id,
+        status=accepted.status,
+        status_url=str(request.url_for("get_inspection", inspection_id=inspection_id)),
     )
 
 

@@ -39,7 +39,7 @@ def submitted() -> uuid.UUID:
         accepted = service.accept(
             session=session, store=get_store(), station="dock-3", images=[image], views=[None]
         )
-        return accepted.inspection.id
+        return accepted.inspection_id
 
 
 def region(probability: float) -> RegionResult:

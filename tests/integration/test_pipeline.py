@@ -62,7 +62,7 @@ def submit(photo_count: int = 1) -> uuid.UUID:
             images=images,
             views=[None] * photo_count,
         )
-        return accepted.inspection.id
+        return accepted.inspection_id
 
 
 def relay_all() -> int:

@@ -14,11 +14,13 @@ from sqlalchemy import func, select
 from app.auth.service import create_station_token
 from app.config import Settings, get_settings
 from app.db import get_session
-from app.inspections import views
+from app.inspections import service, views
 from app.inspections.tables import Inspection, Photo, Region
+from app.inspections.validation import CheckedImage, check_image
 from app.outbox import Outbox
 from app.review.decisions import decide
 from app.review.service import claim_next
+from app.storage import LocalStore
 from tests.integration.review_support import make_review_item, make_user
 from tests.support import garment_photo, reset_caches
 
@@ -93,6 +95,37 @@ def test_same_external_id_or_idempotency_key_returns_the_existing_inspection(api
     assert one.json()["id"] == two.json()["id"]
     assert count(db_session, Inspection) == 2
     assert count(db_session, Outbox) == 2
+
+
+def test_an_upload_that_loses_the_race_for_its_key_answers_with_the_winner(
+    db_session, tmp_path, monkeypatch
+):
+    """Two uploads with one key at once: both look, find nothing, and insert; the unique
+    index refuses the second, which answers with the first's inspection and leaves none of
+    its own rows (its photos and outbox row are in the same statement as its inspection)."""
+    store = LocalStore(tmp_path)
+    winner = service.accept(session=db_session, store=store, station="dock-3",
+                            images=[checked(garment_photo())], views=[None],
+                            idempotency_key="k-1")  # fmt: skip
+    real_lookup, lookups = service.find_existing, []
+
+    def looked_before_the_winner_committed(**kw):  # type: ignore[no-untyped-def]
+        lookups.append(kw)
+        return None if len(lookups) == 1 else real_lookup(**kw)
+
+    monkeypatch.setattr(service, "find_existing", looked_before_the_winner_committed)
+    loser = service.accept(session=db_session, store=store, station="dock-3",
+                           images=[checked(garment_photo(seed=3))], views=[None],
+                           idempotency_key="k-1")  # fmt: skip
+    assert (winner.created, loser.created) == (True, False)
+    assert (loser.inspection_id, loser.status) == (winner.inspection_id, "queued")
+    assert len(lookups) == 2
+    assert (count(db_session, Inspection), count(db_session, Photo)) == (1, 1)
+    assert count(db_session, Outbox) == 1
+
+
+def checked(data: bytes) -> CheckedImage:
+    return check_image(data, filename="p.png", max_bytes=10**7, max_pixels=10**8)
 
 
 @pytest.mark.parametrize(
