@@ -74,7 +74,8 @@ def check_image(data: bytes, *, filename: str, max_bytes: int, max_pixels: int) 
         # or truncated photo is refused as before, but skips most of the inverse DCT and
         # colour conversion, about half the cost (bench/README.md, the station's upload).
         # `width, height` above are the full size, read before this.
-        image.draft("RGB", (width // 8, height // 8))
+        # At least 1x1: a photo under 8 pixels a side asked for 0x0 and failed (a 500).
+        image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:

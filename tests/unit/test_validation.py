@@ -48,6 +48,13 @@ def test_refusals_name_the_problem(data, status, words):
     assert words in str(err.value)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (8, 8), (4000, 3)])
+def test_a_jpeg_of_any_size_is_checked_at_full_size(size):
+    """The check decodes JPEGs at 1/8 scale; a side under 8 pixels once asked for 0 (a 500)."""
+    checked = check_image(encode(Image.new("RGB", size, "white"), "JPEG"), filename="a", **LIMITS)
+    assert (checked.width, checked.height) == size
+
+
 def test_a_truncated_image_is_refused():
     data = encode(Image.effect_noise((128, 128), 50).convert("RGB"), "JPEG")
     with pytest.raises(InvalidImage, match="damaged or truncated"):
