@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -85,7 +86,9 @@ def _stations(
             for i, token in enumerate(tokens)
         ))  # fmt: skip
 
+    cpu = time.process_time()
     asyncio.run(all_stations())
+    out["cpu_s"] = time.process_time() - cpu  # the stations' client shares the cores too
     results.put(out)
 
 
@@ -95,8 +98,9 @@ class Uploading:
     runs = 0
 
     def __init__(self, base: str, path: str, tokens: list[str | None], photo: bytes,
-                 seconds: float, pause: float) -> None:  # fmt: skip
+                 seconds: float, pause: float, server_pid: int) -> None:  # fmt: skip
         Uploading.runs += 1
+        self.server = psutil.Process(server_pid)
         context = multiprocessing.get_context("fork")
         self.results = context.Queue()
         self.seconds = seconds
@@ -105,7 +109,13 @@ class Uploading:
             args=(base, path, tokens, photo, seconds, pause, Uploading.runs * 10**8, self.results),
         )
 
+    def server_cpu_s(self) -> float:
+        """CPU seconds used so far by the server's processes (uvicorn and its workers)."""
+        processes = [self.server, *self.server.children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+
     def __enter__(self) -> Uploading:
+        self.server_cpu_at_start = self.server_cpu_s()
         self.process.start()
         return self
 
@@ -114,6 +124,7 @@ class Uploading:
 
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = self.results.get(timeout=300)
+        out["server_cpu_s"] = self.server_cpu_s() - self.server_cpu_at_start
         return out
 
 
@@ -132,8 +143,10 @@ def upload_line(label: str, out: dict[str, Any], seconds: float, megabytes: floa
     p50, p95, p99 = cuts(out["ms"])
     codes = ", ".join(f"{c}: {k}" for c, k in sorted(out["status"].items()))
     rate = f"{n / seconds:6.1f} uploads/s ({n * megabytes / seconds:5.1f} MB/s)"
+    server, stations = out["server_cpu_s"] / seconds, out["cpu_s"] / seconds
+    cores = f"cores: server {server:.2f}, stations {stations:.2f}"
     print(f"  {label:<34} {rate}  p50 {p50:6.0f} ms  p95 {p95:6.0f} ms  p99 {p99:6.0f} ms  "
-          f"[{codes}]", flush=True)  # fmt: skip
+          f"[{codes}]  {cores}", flush=True)  # fmt: skip
     return n / seconds
 
 
@@ -160,9 +173,9 @@ def run(url: str, storage: Path, args: argparse.Namespace) -> None:
     bare_env = {"BARE_STORAGE_DIR": str(storage / "bare")}
     app_port, bare_port = args.port, args.port + 1
     with (
-        web_server(url, storage / "app", app_port, args.workers) as (app_base, _),
+        web_server(url, storage / "app", app_port, args.workers) as (app_base, app_pid),
         web_server(url, storage / "bare", bare_port, args.workers, "bench.ingest_bare:create_app",
-                   bare_env) as (bare_base, _),
+                   bare_env) as (bare_base, bare_pid),
     ):  # fmt: skip
         print(f"app and bare endpoint up, {args.workers} worker(s) each; "
               f"{args.stations} stations, {args.inspectors} inspectors, {args.seconds:.0f} s a "
@@ -178,7 +191,7 @@ def run(url: str, storage: Path, args: argparse.Namespace) -> None:
             alone = asyncio.run(inspectors())
             p95_alone = decide_line("inspectors alone", alone, args.seconds)
             with Uploading(app_base, APP_PATH, tokens, photos[small], args.seconds + 3,
-                           args.pause) as stations:  # fmt: skip
+                           args.pause, app_pid) as stations:  # fmt: skip
                 time.sleep(1.5)  # the stations' process is up and uploading
                 busy = asyncio.run(inspectors())
                 during = stations.result()
@@ -188,11 +201,12 @@ def run(url: str, storage: Path, args: argparse.Namespace) -> None:
             upload_line(f"app {small:g} MB, inspectors deciding", during, args.seconds + 3, small)
             for mb in sizes:
                 rates = {}
-                for label, base, path, who in (
-                    ("app", app_base, APP_PATH, tokens),
-                    ("bare", bare_base, BARE_PATH, [None] * len(tokens)),
+                for label, base, path, who, pid in (
+                    ("app", app_base, APP_PATH, tokens, app_pid),
+                    ("bare", bare_base, BARE_PATH, [None] * len(tokens), bare_pid),
                 ):
-                    with Uploading(base, path, who, photos[mb], args.seconds, args.pause) as up:
+                    with Uploading(base, path, who, photos[mb], args.seconds, args.pause,
+                                   pid) as up:  # fmt: skip
                         out = up.result()
                     rates[label] = upload_line(f"{label} {mb:g} MB", out, args.seconds, mb)
                 print(f"  {'':<34} app / bare uploads/s at {mb:g} MB: "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, urlsplit
@@ -65,7 +65,7 @@ def require_caller(
 CallerDep = Annotated[Caller, Depends(require_caller)]
 
 
-def require_station(caller: CallerDep) -> str:
+async def require_station(caller: CallerDep) -> str:
     """The station behind a token that may send photos; a warehouse token only reads."""
     if caller.reads_all:
         raise HTTPException(
@@ -143,10 +143,10 @@ def current_user(request: Request, session: SessionDep) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require_role(*roles: str) -> Callable[[User], User]:
+def require_role(*roles: str) -> Callable[[User], Awaitable[User]]:
     """A dependency that lets through users with one of `roles`; an admin passes every check."""
 
-    def check_role(user: CurrentUser) -> User:
+    async def check_role(user: CurrentUser) -> User:  # async: no thread hop (app.deps)
         if user.role != "admin" and user.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not use this page")
         return user

@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.auth.service import create_station_token
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import get_session
+from app.deps import request_settings
 from app.inspections import service, views
 from app.inspections.tables import Inspection, Photo, Region
 from app.inspections.validation import CheckedImage, check_image
@@ -37,7 +38,7 @@ def api(db_session, tmp_path, monkeypatch):
     app = create_app()
     app.dependency_overrides[get_session] = lambda: db_session
     small_uploads = Settings(max_upload_bytes=2_000_000)
-    app.dependency_overrides[get_settings] = lambda: small_uploads
+    app.dependency_overrides[request_settings] = lambda: small_uploads
     token = create_station_token(session=db_session, station="dock-3")
     client = TestClient(app)
     client.headers["Authorization"] = f"Bearer {token}"

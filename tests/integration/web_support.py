@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 
 from app.auth.service import create_user
 from app.auth.tables import User
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import get_session
+from app.deps import request_settings
 from app.review.tables import ReviewTask
 from app.storage import get_store
 from tests.integration.review_support import make_review_item
@@ -44,7 +45,7 @@ def make_app(db_session, tmp_path, monkeypatch):
         app.dependency_overrides[get_session] = lambda: db_session
         if settings:
             changed = Settings(**settings)
-            app.dependency_overrides[get_settings] = lambda: changed
+            app.dependency_overrides[request_settings] = lambda: changed
         return TestClient(app, follow_redirects=False)
 
     yield build
