@@ -19,8 +19,13 @@ def test_local_store_round_trip_and_refuses_escaping_keys(tmp_path):
     assert store.ping()
     with pytest.raises(ObjectNotFound):
         store.get("ab/missing.png")
-    with pytest.raises(ValueError):
-        store.put("../outside.png", b"x", "image/png")
+    for escaping in ("../outside.png", "ab/../../outside.png", "/etc/passwd", "ab//x.png",
+                     "./x.png", "ab\\..\\x.png", ""):  # fmt: skip
+        with pytest.raises(ValueError, match="escapes the store"):
+            store.put(escaping, b"x", "image/png")
+        with pytest.raises(ValueError, match="escapes the store"):
+            store.get(escaping)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ab", "abc.png"]
 
 
 def test_s3_store_round_trip_through_settings(s3_endpoint):
