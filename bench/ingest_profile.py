@@ -18,7 +18,6 @@ import asyncio
 import cProfile
 import os
 import pstats
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.review_decide import TIMING, database  # noqa: E402
-from bench.review_profile import inline_threadpool, instrument, print_breakdown  # noqa: E402
+from bench.review_profile import inline_threadpool, instrument, print_report  # noqa: E402
 from bench.station_upload import numbered, station_photo, station_tokens  # noqa: E402
 
 STEPS = (
@@ -72,14 +71,8 @@ def run(url: str, args: argparse.Namespace) -> None:
         assert response.status_code == 201, response.text
         if n >= args.warmup:
             server.append(float(TIMING.search(response.headers["server-timing"]).group(1)))  # type: ignore[union-attr]
-    n = args.uploads
-    sql_ms = sum(sum(v) for v in statements.values()) * 1000 / n
-    count = sum(len(v) for v in statements.values()) / n
-    print(f"{n} uploads of {len(photo) / 1e6:.2f} MB")
-    p50, mean = statistics.median(server), statistics.mean(server)
-    print(f"server time (Server-Timing) p50 {p50:.1f} ms, mean {mean:.1f} ms; "
-          f"SQL {sql_ms:.1f} ms in {count:.1f} statements")  # fmt: skip
-    print_breakdown(n, "upload", steps, statements, commands)
+    print(f"{args.uploads} uploads of {len(photo) / 1e6:.2f} MB")
+    print_report(args.uploads, "upload", server, steps, statements, commands)
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
     loop.run_until_complete(client.aclose())

@@ -117,10 +117,17 @@ def inline_threadpool() -> None:
     fastapi.dependencies.utils.run_in_threadpool = _inline  # type: ignore[assignment]
 
 
-def print_breakdown(
-    n: int, per: str, steps: dict[str, list[float]], statements: dict[str, list[float]],
-    commands: Counter[str],
+def print_report(
+    n: int, per: str, server: list[float], steps: dict[str, list[float]],
+    statements: dict[str, list[float]], commands: Counter[str],
 ) -> None:  # fmt: skip
+    """The server time, then per `per` (a decision, an upload) the steps, the statements and
+    psycopg's transaction commands."""
+    sql_ms = sum(sum(v) for v in statements.values()) * 1000 / n
+    count = sum(len(v) for v in statements.values()) / n
+    p50, mean = statistics.median(server), statistics.mean(server)
+    print(f"server time (Server-Timing) p50 {p50:.1f} ms, mean {mean:.1f} ms; "
+          f"SQL {sql_ms:.1f} ms in {count:.1f} statements")  # fmt: skip
     print(f"steps, ms per {per} (nested: a step's time includes the steps inside it):")
     for label, times in sorted(steps.items(), key=lambda kv: -sum(kv[1])):
         print(f"  {sum(times) * 1000 / n:6.2f}  {label}")
@@ -168,13 +175,8 @@ def run(url: str, args: argparse.Namespace) -> None:
         if n >= args.warmup:
             server.append(float(TIMING.search(response.headers["server-timing"]).group(1)))  # type: ignore[union-attr]
     n = args.decisions
-    sql_ms = sum(sum(v) for v in statements.values()) * 1000 / n
-    count = sum(len(v) for v in statements.values()) / n
     print(f"{n} decisions, items with {args.regions or '1-4'} regions, page {len(page):,} bytes")
-    p50, mean = statistics.median(server), statistics.mean(server)
-    print(f"server time (Server-Timing) p50 {p50:.1f} ms, mean {mean:.1f} ms; "
-          f"SQL {sql_ms:.1f} ms in {count:.1f} statements")  # fmt: skip
-    print_breakdown(n, "decision", steps, statements, commands)
+    print_report(n, "decision", server, steps, statements, commands)
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
     loop.run_until_complete(client.aclose())
