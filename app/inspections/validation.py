@@ -73,8 +73,8 @@ def check_image(data: bytes, *, filename: str, max_bytes: int, max_pixels: int) 
         # Decode at 1/8 scale: libjpeg still reads every entropy-coded block, so a damaged
         # or truncated photo is refused as before, but skips most of the inverse DCT and
         # colour conversion, about half the cost (bench/README.md, the station's upload).
-        # `width, height` above are the full size, read before this.
-        # At least 1x1: a photo under 8 pixels a side asked for 0x0 and failed (a 500).
+        # `width, height` above stay the full size. At least 1x1: a photo under 8 pixels a
+        # side asked for 0x0 and failed with a 500.
         image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
     try:
         image.load()
