@@ -35,7 +35,8 @@ class LocalStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
+        """Where `key` lies on disk; ValueError for a key that would leave the store."""
         # Checked as text: Path.resolve() stats every part of the path, about a third of a
         # photo's write (bench/README.md, the station's upload). A key is made of plain
         # names under the root; the store's own directories hold no links.
@@ -44,7 +45,7 @@ class LocalStore:
         return self.root / key
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        path = self._path(key)
+        path = self.path(key)
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ class LocalStore:
 
     def get(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            return self.path(key).read_bytes()
         except FileNotFoundError as exc:
             raise ObjectNotFound(key) from exc
 

@@ -20,20 +20,13 @@ from app.storage import LocalStore, ObjectNotFound, ObjectStore, S3Store
 CHUNK = 1 << 20
 
 
-def _local_path(store: LocalStore, key: str) -> Path:
-    path = (store.root / key).resolve()
-    if not path.is_relative_to(store.root.resolve()):
-        raise ValueError(f"object key escapes the store: {key!r}")
-    return path
-
-
 def upload_file(store: ObjectStore, key: str, path: Path, content_type: str) -> None:
     """The file at `path` into the store under `key`."""
     if isinstance(store, S3Store):
         store.client.upload_file(str(path), store.bucket, store.prefix + key,
                                  ExtraArgs={"ContentType": content_type})  # fmt: skip
     elif isinstance(store, LocalStore):
-        target = _local_path(store, key)
+        target = store.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Copy then rename, as LocalStore.put does: never a half-copied archive under its key.
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -59,7 +52,7 @@ def open_chunks(store: ObjectStore, key: str) -> Iterator[bytes]:
         return _closing(body, body.iter_chunks(CHUNK))
     if isinstance(store, LocalStore):
         try:
-            file = _local_path(store, key).open("rb")
+            file = store.path(key).open("rb")
         except FileNotFoundError as exc:
             raise ObjectNotFound(key) from exc
         return _closing(file, iter(lambda: file.read(CHUNK), b""))
