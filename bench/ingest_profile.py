@@ -27,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest import FRAMES  # noqa: E402
 from bench.review_decide import TIMING, database  # noqa: E402
 from bench.review_profile import inline_threadpool, instrument, print_report  # noqa: E402
 from bench.station_upload import numbered, station_photo, station_tokens  # noqa: E402
@@ -39,7 +40,6 @@ STEPS = (
     ("app.inspections.service", "find_existing"),
     ("app.storage", "LocalStore.put"),
 )
-FRAMES = {0.2: (1280, 960), 4.0: (4000, 3000)}
 
 
 def run(url: str, args: argparse.Namespace) -> None:

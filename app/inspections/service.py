@@ -97,8 +97,15 @@ def accept(
         return Accepted(existing.id, existing.status, created=False)
     # Photos go to the store first: a failed commit leaves only an unreferenced,
     # content-addressed object, never a row that points at nothing.
-    for image in images:
-        store.put(photo_key(image), image.data, image.content_type)
+    keys = [photo_key(image) for image in images]
+    for image, key in zip(images, keys, strict=True):
+        store.put(key, image.data, image.content_type)
+    photos = [
+        {"view": view, "object_key": key, "content_hash": image.content_hash,
+         "content_type": image.content_type, "size_bytes": len(image.data),
+         "width": image.width, "height": image.height}
+        for image, view, key in zip(images, views, keys, strict=True)
+    ]  # fmt: skip
     inspection_id, now = uuid.uuid4(), utcnow()
     values: dict[str, Any] = {
         "inspection_id": inspection_id, "station": station, "external_id": external_id,
@@ -106,13 +113,8 @@ def accept(
         "reference_labels": reference_labels, "now": now, "task": RUN_INFERENCE,
         "payload": inference_payload(inspection_id),
     }  # fmt: skip
-    for i, (image, view) in enumerate(zip(images, views, strict=True)):
-        values |= {
-            f"view_{i}": view, f"object_key_{i}": photo_key(image),
-            f"content_hash_{i}": image.content_hash, f"content_type_{i}": image.content_type,
-            f"size_bytes_{i}": len(image.data), f"width_{i}": image.width,
-            f"height_{i}": image.height,
-        }  # fmt: skip
+    for i, photo in enumerate(photos):
+        values |= {f"{column}_{i}": photo[column] for column in PHOTO_COLUMNS}
     try:
         session.execute(_insert_inspection(len(images)), values)
         session.commit()
@@ -166,7 +168,7 @@ def _insert_inspection(photos: int) -> Insert:
     )
 
 
-# The columns accept() gives a value of its own, one per photo for a photo's.
+# The columns accept() gives a value of its own (a photo's once per photo, "<column>_<i>").
 INSPECTION_COLUMNS = (
     "station", "external_id", "idempotency_key", "source", "reference_labels"
 )  # fmt: skip
