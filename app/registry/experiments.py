@@ -22,9 +22,12 @@ from app.auth.tables import AuditEvent
 from app.db import utcnow
 from app.inspections.tables import Inspection
 from app.policy import ab
+from app.policy.routing import NOT_A_DEFECT
 from app.registry import service
 from app.registry.tables import MODEL_KINDS, Experiment, ModelAlias, ModelVersion
-from app.review.tables import Decision, ReviewTask
+from app.review.tables import Decision, DecisionRegion, ReviewTask
+
+ARMS = ("champion", "challenger")
 
 
 class NothingToDo(RuntimeError):
@@ -156,11 +159,6 @@ def stage_challenger(
 def arm_agreement(session: Session, experiment: Experiment) -> dict[str, ab.Arm]:
     """Per arm: human decisions in effect on items inspected during the experiment, and
     how many agreed with the verdict the models proposed (reviewed and audited items)."""
-    ended = experiment.ended_at
-    during = and_(
-        Inspection.created_at >= experiment.started_at,
-        Inspection.created_at < ended if ended is not None else true(),
-    )
     rows = session.execute(
         select(
             Inspection.arm,
@@ -170,11 +168,62 @@ def arm_agreement(session: Session, experiment: Experiment) -> dict[str, ab.Arm]
         .select_from(Decision)
         .join(ReviewTask, ReviewTask.decision_id == Decision.id)
         .join(Inspection, Inspection.id == Decision.inspection_id)
-        .where(during, Decision.model_verdict.is_not(None), Inspection.arm.is_not(None))
+        .where(_during(experiment), Decision.model_verdict.is_not(None),
+               Inspection.arm.is_not(None))
         .group_by(Inspection.arm)
-    ).all()
+    ).all()  # fmt: skip
     arms = {arm: ab.Arm(agreed, total) for arm, total, agreed in rows}
-    return {name: arms.get(name, ab.Arm(0, 0)) for name in ("champion", "challenger")}
+    return {name: arms.get(name, ab.Arm(0, 0)) for name in ARMS}
+
+
+def region_agreement(
+    session: Session, experiment: Experiment, audit_rate: float
+) -> dict[str, ab.Estimate]:
+    """Per arm, the detector's boxes against the inspectors' on items inspected during
+    the experiment (decisions in effect): a model region people left as a defect agrees;
+    one they called not a defect, and a box they drew for a missed defect, disagree.
+    Audited items weigh 1 / `audit_rate` (app.policy.ab says why)."""
+    answers = func.count(DecisionRegion.id)
+    found = answers.filter(DecisionRegion.region_id.is_not(None),
+                           DecisionRegion.defect_type != NOT_A_DEFECT)  # fmt: skip
+    rows = session.execute(
+        select(Inspection.arm, Inspection.is_audit, found, answers)
+        .select_from(Decision)
+        .join(ReviewTask, ReviewTask.decision_id == Decision.id)
+        .join(Inspection, Inspection.id == Decision.inspection_id)
+        .outerjoin(DecisionRegion, DecisionRegion.decision_id == Decision.id)
+        .where(_during(experiment), Inspection.arm.is_not(None))
+        .group_by(Decision.id, Inspection.arm, Inspection.is_audit)
+    ).all()
+    audited = 1.0 / audit_rate if audit_rate > 0 else 1.0
+    evidence: dict[str, list[ab.ItemEvidence]] = {name: [] for name in ARMS}
+    for arm, is_audit, agreed, total in rows:
+        if arm in evidence:
+            evidence[arm].append(ab.ItemEvidence(agreed, total, audited if is_audit else 1.0))
+    return {name: ab.estimate(items) for name, items in evidence.items()}
+
+
+def changes_detector(experiment: Experiment) -> bool:
+    """Whether the challenger serves another detector (judged on its boxes) rather than
+    only another classifier or prompt (judged on the verdicts it proposed)."""
+    return experiment.challenger_detector_id != experiment.champion_detector_id
+
+
+def arm_figures(
+    session: Session, experiment: Experiment, audit_rate: float
+) -> dict[str, ab.Arm] | dict[str, ab.Estimate]:
+    """What the analysis compares for this experiment, per arm (the models page shows it)."""
+    if changes_detector(experiment):
+        return region_agreement(session, experiment, audit_rate)
+    return arm_agreement(session, experiment)
+
+
+def _during(experiment: Experiment) -> Any:
+    ended = experiment.ended_at
+    return and_(
+        Inspection.created_at >= experiment.started_at,
+        Inspection.created_at < ended if ended is not None else true(),
+    )
 
 
 def analyse(
@@ -193,17 +242,25 @@ def analyse(
     experiment = service.running_experiment(session=session)
     if experiment is None:
         return None
-    arms = arm_agreement(session, experiment)
     days = (now - experiment.started_at).total_seconds() / 86400
-    result = ab.analyse(arms["champion"], arms["challenger"], days, rules)
+    figures: dict[str, dict[str, float | None]]
+    if changes_detector(experiment):
+        regions = region_agreement(session, experiment, rules.audit_rate)
+        result = ab.analyse_estimates(regions["champion"], regions["challenger"], days, rules,
+                                      measure="region agreement")  # fmt: skip
+        figures = {arm: {"agreed": e.agreed, "total": e.total, "items": e.items}
+                   for arm, e in regions.items()}  # fmt: skip
+    else:
+        arms = arm_agreement(session, experiment)
+        result = ab.analyse(arms["champion"], arms["challenger"], days, rules)
+        figures = {arm: {"agreed": a.agreed, "total": a.total} for arm, a in arms.items()}
     decision: str = result.decision
     if decision == "promote" and not auto_promote:
         decision = "awaiting_confirmation"
     experiment.analysis = {
         "at": now.isoformat(), "decision": decision, "reason": result.reason,
         "z": result.z, "p_value": result.p_value, "difference": result.difference,
-        "champion": {"agreed": arms["champion"].agreed, "total": arms["champion"].total},
-        "challenger": {"agreed": arms["challenger"].agreed, "total": arms["challenger"].total},
+        **figures,
     }  # fmt: skip
     if decision == "promote":
         promote(session=session, actor_id=None, why=result.reason, now=now)

@@ -67,7 +67,14 @@ def models_page(
     champion = classifier.champion_classifier(session, settings)
     context |= {
         "experiment": experiment,
-        "arms": experiments.arm_agreement(session, experiment) if experiment else None,
+        "arms": (
+            experiments.arm_figures(session, experiment, settings.audit_rate)
+            if experiment
+            else None
+        ),
+        "arm_measure": (
+            "regions" if experiment and experiments.changes_detector(experiment) else "verdicts"
+        ),
         "versions": session.scalars(
             select(ModelVersion).order_by(ModelVersion.id.desc()).limit(MAX_VERSIONS)
         ).all(),

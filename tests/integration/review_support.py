@@ -122,17 +122,24 @@ def _region(
     )
 
 
-def decide_in_arm(session: Session, user: User, arm: str, agree: bool, when: datetime) -> None:
+def decide_in_arm(
+    session: Session, user: User, arm: str, agree: bool, when: datetime, *,
+    is_audit: bool = False,
+) -> None:  # fmt: skip
     """An item served by experiment arm `arm`, decided by `user` at `when`: agreeing with the
-    models' proposal (confirm) or overruling it (pass over the model's reject)."""
-    from sqlalchemy import update
+    models' proposal (confirm, the stain kept) or overruling it (pass over the model's
+    reject, its one box marked not a defect)."""
+    from sqlalchemy import select, update
 
     from app.review import decisions
 
-    task = make_review_item(session, created_at=when)
+    task = make_review_item(session, created_at=when, is_audit=is_audit)
     session.execute(update(Inspection).where(Inspection.id == task.inspection_id).values(arm=arm))
-    decisions.decide(session=session, task_id=task.id, user_id=user.id,
-                     verdict="confirm" if agree else "pass", now=when)  # fmt: skip
+    region = session.scalar(select(Region.id).where(Region.inspection_id == task.inspection_id))
+    edits = None if agree else [{"region": region, "not_defect": True}]
+    verdict = "confirm" if agree else "pass"
+    decisions.decide(session=session, task_id=task.id, user_id=user.id, verdict=verdict,
+                     now=when, region_edits=edits)  # fmt: skip
 
 
 GATE_PASSED = {"passed": True, "reasons": ["pass: map50 0.9000 (minimum 0.85)"]}

@@ -82,7 +82,8 @@ def test_the_analysis_promotes_a_better_challenger_and_rollback_puts_the_champio
     waiting = experiments.analyse(session=db_session, rules=rules, auto_promote=False)
     assert waiting.decision == "awaiting_confirmation"
     assert experiment.status == "running"
-    assert experiment.analysis["challenger"] == {"agreed": 29, "total": 30}
+    # A detector challenger is judged on its boxes: one stain box per item, kept or not.
+    assert experiment.analysis["challenger"] == {"agreed": 29, "total": 30, "items": 30}
 
     outcome = experiments.analyse(session=db_session, rules=rules, auto_promote=True)
     assert outcome.decision == "promote"
@@ -101,6 +102,61 @@ def test_the_analysis_promotes_a_better_challenger_and_rollback_puts_the_champio
         champion_det.id, candidate.id, champion_det.id,
     ]  # fmt: skip
     assert moves[-1].actor_id == kim.id
+
+
+def test_a_detector_challenger_is_judged_on_its_boxes_with_audits_weighed_up(db_session, registry):
+    """A detector that shows people only the garments it is sure of looks perfect on what
+    they review; the audits of what it passed stand for the items nobody saw."""
+    _, _, candidate = registry
+    start = utcnow() - timedelta(days=2)
+    experiment = experiments.stage_challenger(
+        session=db_session, candidate=candidate, share=0.5, actor_id=None, now=start
+    )
+    kim = make_user(db_session)
+    for i in range(30):
+        when = start + timedelta(minutes=i + 1)
+        decide_in_arm(db_session, kim, "champion", i % 5 != 0, when)  # 24 of 30 boxes kept
+        decide_in_arm(db_session, kim, "challenger", True, when)  # every box it showed kept
+    # Two audits of its automatic passes: each found a box of nothing (as a pass that
+    # ignored a false alarm would). At 2 % audits each stands for 50 items.
+    for i in range(2):
+        decide_in_arm(db_session, kim, "challenger", False, start + timedelta(hours=1, minutes=i),
+                      is_audit=True)  # fmt: skip
+    rules = AbRules(min_samples_per_arm=30, duration_days=7, audit_rate=0.02)
+
+    regions = experiments.region_agreement(db_session, experiment, audit_rate=0.02)
+    assert (regions["champion"].agreed, regions["champion"].total) == (24, 30)
+    assert (regions["challenger"].agreed, regions["challenger"].total) == (30, 130)
+    assert regions["challenger"].items == 32
+    outcome = experiments.analyse(session=db_session, rules=rules, auto_promote=True)
+    assert outcome.decision == "rollback", outcome.reason
+    assert "region agreement" in outcome.reason
+
+    # Unweighted (as if audits were a census), the same boxes would have promoted it.
+    unweighted = experiments.region_agreement(db_session, experiment, audit_rate=1.0)
+    assert (unweighted["challenger"].agreed, unweighted["challenger"].total) == (30, 32)
+
+
+def test_a_classifier_challenger_is_judged_on_the_verdicts_it_proposed(db_session, registry):
+    champion_det, _, _ = registry
+    prompt = register_version(db_session, "classifier", "cls-2")
+    start = utcnow() - timedelta(days=2)
+    experiment = experiments.stage_challenger(
+        session=db_session, candidate=prompt, share=0.5, actor_id=None, now=start
+    )
+    assert not experiments.changes_detector(experiment)
+    kim = make_user(db_session)
+    for i in range(30):
+        when = start + timedelta(minutes=i + 1)
+        decide_in_arm(db_session, kim, "champion", i % 2 == 0, when)
+        decide_in_arm(db_session, kim, "challenger", i != 0, when)
+    outcome = experiments.analyse(
+        session=db_session, rules=AbRules(min_samples_per_arm=30), auto_promote=True
+    )
+    assert outcome.decision == "promote", outcome.reason
+    assert outcome.reason.startswith("challenger better: agreement")
+    assert experiment.analysis["challenger"] == {"agreed": 29, "total": 30}
+    assert service.get_alias(session=db_session, alias="champion", kind="detector") == champion_det
 
 
 def test_a_challenger_not_shown_better_is_rolled_back(db_session, registry):

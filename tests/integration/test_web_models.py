@@ -44,6 +44,8 @@ def test_the_page_shows_an_experiment_and_promote_moves_the_champion(ml, db_sess
     page = ml.get("/ml/models").text
     assert "the challenger serves 10 % of items" in page
     assert "det-&lt;b&gt;2&lt;/b&gt;" in page and "det-<b>2</b>" not in page  # escaped
+    # A new detector is judged on its boxes; nothing decided yet in either arm.
+    assert "boxes shown and boxes drawn" in page and page.count("0 / 0 · 0 items") == 2
 
     csrf = session_csrf(ml)
     response = ml.post("/ml/models/promote", headers={"X-CSRF-Token": csrf})

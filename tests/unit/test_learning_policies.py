@@ -4,7 +4,16 @@ import math
 
 import pytest
 
-from app.policy.ab import AbRules, Arm, analyse, two_proportion_z
+from app.policy.ab import (
+    AbRules,
+    Arm,
+    Estimate,
+    ItemEvidence,
+    analyse,
+    analyse_estimates,
+    estimate,
+    two_proportion_z,
+)
 from app.policy.promotion import GateRules, gate
 from app.policy.retrain import (
     DatasetRules,
@@ -110,3 +119,38 @@ AB = AbRules(alpha=0.05, min_samples_per_arm=100, duration_days=7)
 )
 def test_ab_decisions(champion, challenger, days, decision):
     assert analyse(champion, challenger, days, AB).decision == decision
+
+
+def test_estimate_is_a_ratio_over_items_with_its_linearised_variance():
+    items = [ItemEvidence(2, 3), ItemEvidence(0, 1), ItemEvidence(1, 1, weight=4.0)]
+    e = estimate(items)
+    # (2 + 0 + 4) / (3 + 1 + 4) = 0.75; residuals w * (a - 0.75 n): -0.25, -0.75, 1.0
+    assert (e.agreed, e.total, e.items, e.rate) == (6.0, 8.0, 3, 0.75)
+    assert e.variance == pytest.approx((0.25**2 + 0.75**2 + 1.0**2) / 8**2)
+    nothing = estimate([ItemEvidence(0, 0)])  # a clean garment, no box shown or drawn
+    assert (nothing.rate, nothing.items, nothing.variance) == (None, 1, 0.0)
+
+
+def test_unweighted_estimate_of_independent_items_matches_the_binomial_variance():
+    e = estimate([ItemEvidence(1, 1)] * 80 + [ItemEvidence(0, 1)] * 20)
+    assert e.variance == pytest.approx(0.8 * 0.2 / 100)
+
+
+def _arm(agreed: int, total: int) -> Estimate:
+    return estimate([ItemEvidence(1, 1)] * agreed + [ItemEvidence(0, 1)] * (total - agreed))
+
+
+@pytest.mark.parametrize(
+    ("champion", "challenger", "days", "decision"),
+    [
+        (_arm(40, 50), _arm(45, 50), 1.0, "continue"),
+        (_arm(800, 1000), _arm(900, 1000), 1.0, "promote"),
+        (_arm(900, 1000), _arm(800, 1000), 1.0, "rollback"),
+        (_arm(850, 1000), _arm(860, 1000), 2.0, "rollback"),
+        (_arm(100, 100), _arm(100, 100), 2.0, "rollback"),  # no spread: nothing shown
+        (estimate([ItemEvidence(0, 0)] * 200), _arm(200, 200), 8.0, "rollback"),  # no boxes
+    ],
+)
+def test_estimate_decisions(champion, challenger, days, decision):
+    result = analyse_estimates(champion, challenger, days, AB, measure="region agreement")
+    assert result.decision == decision, result.reason

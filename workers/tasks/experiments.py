@@ -19,6 +19,7 @@ def ab_rules(settings: Settings) -> AbRules:
         alpha=settings.experiment_alpha,
         min_samples_per_arm=settings.experiment_min_samples,
         duration_days=settings.experiment_days,
+        audit_rate=settings.audit_rate,
     )
 
 
