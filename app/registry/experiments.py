@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, true
+from sqlalchemy import and_, case, delete, func, literal, select, true
 from sqlalchemy.orm import Session
 
 from app.auth.tables import AuditEvent
@@ -156,50 +156,41 @@ def stage_challenger(
     return experiment
 
 
-def arm_agreement(session: Session, experiment: Experiment) -> dict[str, ab.Arm]:
-    """Per arm: human decisions in effect on items inspected during the experiment, and
-    how many agreed with the verdict the models proposed (reviewed and audited items)."""
-    rows = session.execute(
-        select(
-            Inspection.arm,
-            func.count(),
-            func.count().filter(Decision.verdict == Decision.model_verdict),
-        )  # fmt: skip
-        .select_from(Decision)
-        .join(ReviewTask, ReviewTask.decision_id == Decision.id)
-        .join(Inspection, Inspection.id == Decision.inspection_id)
-        .where(_during(experiment), Decision.model_verdict.is_not(None),
-               Inspection.arm.is_not(None))
-        .group_by(Inspection.arm)
-    ).all()  # fmt: skip
-    arms = {arm: ab.Arm(agreed, total) for arm, total, agreed in rows}
-    return {name: arms.get(name, ab.Arm(0, 0)) for name in ARMS}
-
-
-def region_agreement(
+def arm_agreement(
     session: Session, experiment: Experiment, audit_rate: float
 ) -> dict[str, ab.Estimate]:
-    """Per arm, the detector's boxes against the inspectors' on items inspected during
-    the experiment (decisions in effect): a model region people left as a defect agrees;
-    one they called not a defect, and a box they drew for a missed defect, disagree.
-    Audited items weigh 1 / `audit_rate` (app.policy.ab says why)."""
-    answers = func.count(DecisionRegion.id)
-    found = answers.filter(DecisionRegion.region_id.is_not(None),
-                           DecisionRegion.defect_type != NOT_A_DEFECT)  # fmt: skip
+    """Per arm, the models against the inspectors on items inspected during the
+    experiment (decisions in effect), on what the challenger changes. A new detector: each
+    model region people left as a defect agrees; one they called not a defect, and a box
+    they drew for a missed defect, disagree. A new classifier or prompt: the item verdict
+    the models proposed agrees or not. Audited items weigh 1 / `audit_rate`
+    (app.policy.ab says why)."""
+    if changes_detector(experiment):
+        answers = func.count(DecisionRegion.id)
+        agreed = answers.filter(DecisionRegion.region_id.is_not(None),
+                                DecisionRegion.defect_type != NOT_A_DEFECT)  # fmt: skip
+        measured = (
+            select(Inspection.arm, Inspection.is_audit, agreed, answers)
+            .outerjoin(DecisionRegion, DecisionRegion.decision_id == Decision.id)
+            .group_by(Decision.id, Inspection.arm, Inspection.is_audit)
+        )
+    else:
+        same = case((Decision.verdict == Decision.model_verdict, 1), else_=0)
+        measured = select(Inspection.arm, Inspection.is_audit, same, literal(1)).where(
+            Decision.model_verdict.is_not(None)
+        )
     rows = session.execute(
-        select(Inspection.arm, Inspection.is_audit, found, answers)
-        .select_from(Decision)
+        measured.select_from(Decision)
         .join(ReviewTask, ReviewTask.decision_id == Decision.id)
         .join(Inspection, Inspection.id == Decision.inspection_id)
-        .outerjoin(DecisionRegion, DecisionRegion.decision_id == Decision.id)
         .where(_during(experiment), Inspection.arm.is_not(None))
-        .group_by(Decision.id, Inspection.arm, Inspection.is_audit)
     ).all()
     audited = 1.0 / audit_rate if audit_rate > 0 else 1.0
     evidence: dict[str, list[ab.ItemEvidence]] = {name: [] for name in ARMS}
-    for arm, is_audit, agreed, total in rows:
+    for arm, is_audit, agreed_units, units in rows:
         if arm in evidence:
-            evidence[arm].append(ab.ItemEvidence(agreed, total, audited if is_audit else 1.0))
+            weight = audited if is_audit else 1.0
+            evidence[arm].append(ab.ItemEvidence(agreed_units, units, weight))
     return {name: ab.estimate(items) for name, items in evidence.items()}
 
 
@@ -207,15 +198,6 @@ def changes_detector(experiment: Experiment) -> bool:
     """Whether the challenger serves another detector (judged on its boxes) rather than
     only another classifier or prompt (judged on the verdicts it proposed)."""
     return experiment.challenger_detector_id != experiment.champion_detector_id
-
-
-def arm_figures(
-    session: Session, experiment: Experiment, audit_rate: float
-) -> dict[str, ab.Arm] | dict[str, ab.Estimate]:
-    """What the analysis compares for this experiment, per arm (the models page shows it)."""
-    if changes_detector(experiment):
-        return region_agreement(session, experiment, audit_rate)
-    return arm_agreement(session, experiment)
 
 
 def _during(experiment: Experiment) -> Any:
@@ -243,17 +225,11 @@ def analyse(
     if experiment is None:
         return None
     days = (now - experiment.started_at).total_seconds() / 86400
-    figures: dict[str, dict[str, float | None]]
-    if changes_detector(experiment):
-        regions = region_agreement(session, experiment, rules.audit_rate)
-        result = ab.analyse_estimates(regions["champion"], regions["challenger"], days, rules,
-                                      measure="region agreement")  # fmt: skip
-        figures = {arm: {"agreed": e.agreed, "total": e.total, "items": e.items}
-                   for arm, e in regions.items()}  # fmt: skip
-    else:
-        arms = arm_agreement(session, experiment)
-        result = ab.analyse(arms["champion"], arms["challenger"], days, rules)
-        figures = {arm: {"agreed": a.agreed, "total": a.total} for arm, a in arms.items()}
+    arms = arm_agreement(session, experiment, rules.audit_rate)
+    measure = "region agreement" if changes_detector(experiment) else "agreement"
+    result = ab.analyse(arms["champion"], arms["challenger"], days, rules, measure=measure)
+    figures = {arm: {"agreed": e.agreed, "total": e.total, "items": e.items}
+               for arm, e in arms.items()}  # fmt: skip
     decision: str = result.decision
     if decision == "promote" and not auto_promote:
         decision = "awaiting_confirmation"

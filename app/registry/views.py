@@ -68,7 +68,7 @@ def models_page(
     context |= {
         "experiment": experiment,
         "arms": (
-            experiments.arm_figures(session, experiment, settings.audit_rate)
+            experiments.arm_agreement(session, experiment, settings.audit_rate)
             if experiment
             else None
         ),

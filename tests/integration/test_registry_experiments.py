@@ -124,7 +124,7 @@ def test_a_detector_challenger_is_judged_on_its_boxes_with_audits_weighed_up(db_
                       is_audit=True)  # fmt: skip
     rules = AbRules(min_samples_per_arm=30, duration_days=7, audit_rate=0.02)
 
-    regions = experiments.region_agreement(db_session, experiment, audit_rate=0.02)
+    regions = experiments.arm_agreement(db_session, experiment, audit_rate=0.02)
     assert (regions["champion"].agreed, regions["champion"].total) == (24, 30)
     assert (regions["challenger"].agreed, regions["challenger"].total) == (30, 130)
     assert regions["challenger"].items == 32
@@ -133,7 +133,7 @@ def test_a_detector_challenger_is_judged_on_its_boxes_with_audits_weighed_up(db_
     assert "region agreement" in outcome.reason
 
     # Unweighted (as if audits were a census), the same boxes would have promoted it.
-    unweighted = experiments.region_agreement(db_session, experiment, audit_rate=1.0)
+    unweighted = experiments.arm_agreement(db_session, experiment, audit_rate=1.0)
     assert (unweighted["challenger"].agreed, unweighted["challenger"].total) == (30, 32)
 
 
@@ -155,7 +155,7 @@ def test_a_classifier_challenger_is_judged_on_the_verdicts_it_proposed(db_sessio
     )
     assert outcome.decision == "promote", outcome.reason
     assert outcome.reason.startswith("challenger better: agreement")
-    assert experiment.analysis["challenger"] == {"agreed": 29, "total": 30}
+    assert experiment.analysis["challenger"] == {"agreed": 29, "total": 30, "items": 30}
     assert service.get_alias(session=db_session, alias="champion", kind="detector") == champion_det
 
 

@@ -4,16 +4,7 @@ import math
 
 import pytest
 
-from app.policy.ab import (
-    AbRules,
-    Arm,
-    Estimate,
-    ItemEvidence,
-    analyse,
-    analyse_estimates,
-    estimate,
-    two_proportion_z,
-)
+from app.policy.ab import AbRules, Estimate, ItemEvidence, analyse, difference_z, estimate
 from app.policy.promotion import GateRules, gate
 from app.policy.retrain import (
     DatasetRules,
@@ -94,13 +85,30 @@ def test_regression_allows_exactly_the_tolerance():
     assert gate({"map50": 0.90, "precision": 0.9}, {"map50": 0.92}, GateRules()).passed
 
 
-def test_two_proportion_z_by_hand():
+def _arm(agreed: int, total: int) -> Estimate:
+    """An arm of `total` decided items with one unit each (a verdict), `agreed` of them."""
+    return estimate([ItemEvidence(1, 1)] * agreed + [ItemEvidence(0, 1)] * (total - agreed))
+
+
+def test_difference_z_by_hand_is_the_pooled_two_proportion_test_for_verdicts():
     # 80/100 vs 90/100: pooled 0.85, se = sqrt(.85*.15*(2/100)) = 0.050498
-    z, p = two_proportion_z(Arm(80, 100), Arm(90, 100))
+    z, p = difference_z(_arm(80, 100), _arm(90, 100))
     assert z == pytest.approx(0.10 / math.sqrt(0.85 * 0.15 * 0.02))
     assert z == pytest.approx(1.980295, abs=1e-5)
     assert p == pytest.approx(0.047675, abs=1e-5)
-    assert two_proportion_z(Arm(10, 10), Arm(20, 20)) == (0.0, 1.0)
+    assert difference_z(_arm(10, 10), _arm(20, 20)) == (0.0, 1.0)
+    # All wrong against all right is evidence, though neither arm varies by itself.
+    assert difference_z(_arm(0, 50), _arm(50, 50))[1] < 1e-6
+
+
+def test_estimate_is_a_ratio_over_items_with_its_linearised_variance():
+    items = [ItemEvidence(2, 3), ItemEvidence(0, 1), ItemEvidence(1, 1, weight=4.0)]
+    e = estimate(items)
+    # (2 + 0 + 4) / (3 + 1 + 4) = 0.75; residuals w * (a - 0.75 n): -0.25, -0.75, 1.0
+    assert (e.agreed, e.total, e.items, e.rate) == (6.0, 8.0, 3, 0.75)
+    assert e.variance(0.75) == pytest.approx((0.25**2 + 0.75**2 + 1.0**2) / 8**2)
+    nothing = estimate([ItemEvidence(0, 0)])  # a clean garment, no box shown or drawn
+    assert (nothing.rate, nothing.items, nothing.variance(0.5)) == (None, 1, 0.0)
 
 
 AB = AbRules(alpha=0.05, min_samples_per_arm=100, duration_days=7)
@@ -109,48 +117,25 @@ AB = AbRules(alpha=0.05, min_samples_per_arm=100, duration_days=7)
 @pytest.mark.parametrize(
     ("champion", "challenger", "days", "decision"),
     [
-        (Arm(40, 50), Arm(45, 50), 1.0, "continue"),  # too few and too early
-        (Arm(800, 1000), Arm(900, 1000), 1.0, "promote"),  # enough samples: stop early
-        (Arm(900, 1000), Arm(800, 1000), 1.0, "rollback"),  # significantly worse
-        (Arm(850, 1000), Arm(860, 1000), 2.0, "rollback"),  # not shown better
-        (Arm(40, 50), Arm(49, 50), 7.0, "promote"),  # duration over: decide on what we have
-        (Arm(40, 50), Arm(0, 0), 8.0, "rollback"),  # an arm without samples
+        (_arm(40, 50), _arm(45, 50), 1.0, "continue"),  # too few and too early
+        (_arm(800, 1000), _arm(900, 1000), 1.0, "promote"),  # enough samples: stop early
+        (_arm(900, 1000), _arm(800, 1000), 1.0, "rollback"),  # significantly worse
+        (_arm(850, 1000), _arm(860, 1000), 2.0, "rollback"),  # not shown better
+        (_arm(40, 50), _arm(49, 50), 7.0, "promote"),  # duration over: decide on what we have
+        (_arm(40, 50), _arm(0, 0), 8.0, "rollback"),  # an arm without samples
+        (_arm(100, 100), _arm(100, 100), 2.0, "rollback"),  # no spread: nothing shown
+        (estimate([ItemEvidence(0, 0)] * 200), _arm(200, 200), 8.0, "rollback"),  # no boxes
     ],
 )
 def test_ab_decisions(champion, challenger, days, decision):
     assert analyse(champion, challenger, days, AB).decision == decision
 
 
-def test_estimate_is_a_ratio_over_items_with_its_linearised_variance():
-    items = [ItemEvidence(2, 3), ItemEvidence(0, 1), ItemEvidence(1, 1, weight=4.0)]
-    e = estimate(items)
-    # (2 + 0 + 4) / (3 + 1 + 4) = 0.75; residuals w * (a - 0.75 n): -0.25, -0.75, 1.0
-    assert (e.agreed, e.total, e.items, e.rate) == (6.0, 8.0, 3, 0.75)
-    assert e.variance == pytest.approx((0.25**2 + 0.75**2 + 1.0**2) / 8**2)
-    nothing = estimate([ItemEvidence(0, 0)])  # a clean garment, no box shown or drawn
-    assert (nothing.rate, nothing.items, nothing.variance) == (None, 1, 0.0)
-
-
-def test_unweighted_estimate_of_independent_items_matches_the_binomial_variance():
-    e = estimate([ItemEvidence(1, 1)] * 80 + [ItemEvidence(0, 1)] * 20)
-    assert e.variance == pytest.approx(0.8 * 0.2 / 100)
-
-
-def _arm(agreed: int, total: int) -> Estimate:
-    return estimate([ItemEvidence(1, 1)] * agreed + [ItemEvidence(0, 1)] * (total - agreed))
-
-
-@pytest.mark.parametrize(
-    ("champion", "challenger", "days", "decision"),
-    [
-        (_arm(40, 50), _arm(45, 50), 1.0, "continue"),
-        (_arm(800, 1000), _arm(900, 1000), 1.0, "promote"),
-        (_arm(900, 1000), _arm(800, 1000), 1.0, "rollback"),
-        (_arm(850, 1000), _arm(860, 1000), 2.0, "rollback"),
-        (_arm(100, 100), _arm(100, 100), 2.0, "rollback"),  # no spread: nothing shown
-        (estimate([ItemEvidence(0, 0)] * 200), _arm(200, 200), 8.0, "rollback"),  # no boxes
-    ],
-)
-def test_estimate_decisions(champion, challenger, days, decision):
-    result = analyse_estimates(champion, challenger, days, AB, measure="region agreement")
-    assert result.decision == decision, result.reason
+def test_audits_weighed_up_can_overturn_what_the_reviewed_items_show():
+    """Boxes on reviewed items 95 % right, but two of the four audits of its automatic
+    passes (each standing for 50 items) found three defects it missed."""
+    champion = estimate([ItemEvidence(8, 10)] * 150)
+    reviewed = [ItemEvidence(19, 20)] * 150
+    audits = [ItemEvidence(0, 3, weight=50.0), ItemEvidence(0, 0, weight=50.0)] * 2
+    assert analyse(champion, estimate(reviewed), 2.0, AB).decision == "promote"
+    assert analyse(champion, estimate(reviewed + audits), 2.0, AB).decision == "rollback"
