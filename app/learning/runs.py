@@ -53,10 +53,16 @@ def active_run(*, session: Session) -> TrainingRun | None:
     return session.scalar(select(TrainingRun).where(TrainingRun.status.in_(ACTIVE_STATUSES)))
 
 
-def latest_run(*, session: Session, kind: str | None = None) -> TrainingRun | None:
+def latest_run(
+    *, session: Session, kind: str | None = None, refused: bool = True
+) -> TrainingRun | None:
+    """The newest run (of `kind`); with refused=False, the newest that was not refused
+    at once for its data, i.e. that was queued to train."""
     query = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)
     if kind is not None:
         query = query.where(TrainingRun.kind == kind)
+    if not refused:
+        query = query.where(TrainingRun.status != "refused")
     return session.scalar(query)
 
 

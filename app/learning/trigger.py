@@ -104,7 +104,9 @@ def _start_if_free(
     """What the check did about a trigger that fired, and the run it started."""
     # A classifier run (an evaluation, or a tuning: app.learning.tuning_trigger) does not
     # delay the detector's retraining.
-    last = runs.latest_run(session=session, kind="detector")
+    # A run refused for too few samples trained nothing: the cooldown (disagreement stays
+    # high until a retrained model serves) counts from the last run that trained.
+    last = runs.latest_run(session=session, kind="detector", refused=False)
     if (cooling := cooling_down(last, settings, now)) is not None:
         return cooling, None
     return start_note(

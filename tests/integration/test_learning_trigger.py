@@ -130,6 +130,36 @@ def test_new_samples_count_from_the_last_successful_snapshot_and_beat_cools_down
     assert started.training_run_id is not None and started.training_run_id != run.id
 
 
+def test_a_refused_run_does_not_start_the_cooldown(committed_db, site):
+    """At a new site the disagreement fires within the first hour, on too few samples to
+    train: that run is refused at once, and must not hold the first real retraining back
+    for a whole cooldown once the samples are there."""
+    settings, store = site
+    # Every sample trains (no validation share): 11 verified items, one short of 12.
+    settings = settings.model_copy(update={"retrain_min_samples": 12, "retrain_val_share": 0})
+    seed_reviews(committed_db, store)
+    first = trigger.check(session=committed_db, settings=settings, store=store)
+    committed_db.commit()
+    refused = committed_db.get(TrainingRun, first.training_run_id)
+    assert refused.status == "refused"
+
+    seed_item(committed_db, store, make_dataset(1, seed=12, size=64)[0], make_user(committed_db))
+    committed_db.commit()
+    second = trigger.check(session=committed_db, settings=settings, store=store)
+    committed_db.commit()
+    assert "cooling down" not in second.note, second.note
+    started = committed_db.get(TrainingRun, second.training_run_id)
+    assert started.status == "queued"
+
+    # A run that trained is what the cooldown counts from, even behind a refused one.
+    committed_db.execute(
+        update(TrainingRun).where(TrainingRun.id == started.id).values(status="succeeded")
+    )
+    committed_db.commit()
+    third = trigger.check(session=committed_db, settings=settings, store=store)
+    assert third.note.startswith(f"cooling down after run {started.id}"), third.note
+
+
 def test_beats_task_records_a_check(committed_db, site, monkeypatch):
     settings, _ = site
     monkeypatch.setenv("LOUPE_S3_BUCKET", settings.s3_bucket)
