@@ -165,26 +165,26 @@ def arm_agreement(
     they drew for a missed defect, disagree. A new classifier or prompt: the item verdict
     the models proposed agrees or not. Audited items weigh 1 / `audit_rate`
     (app.policy.ab says why)."""
+    decided = (
+        select(Inspection.arm, Inspection.is_audit)
+        .select_from(Decision)
+        .join(ReviewTask, ReviewTask.decision_id == Decision.id)  # the decision in effect
+        .join(Inspection, Inspection.id == Decision.inspection_id)
+        .where(_during(experiment), Inspection.arm.is_not(None))
+    )
     if changes_detector(experiment):
         answers = func.count(DecisionRegion.id)
         agreed = answers.filter(DecisionRegion.region_id.is_not(None),
                                 DecisionRegion.defect_type != NOT_A_DEFECT)  # fmt: skip
         measured = (
-            select(Inspection.arm, Inspection.is_audit, agreed, answers)
+            decided.add_columns(agreed, answers)
             .outerjoin(DecisionRegion, DecisionRegion.decision_id == Decision.id)
             .group_by(Decision.id, Inspection.arm, Inspection.is_audit)
         )
     else:
         same = case((Decision.verdict == Decision.model_verdict, 1), else_=0)
-        measured = select(Inspection.arm, Inspection.is_audit, same, literal(1)).where(
-            Decision.model_verdict.is_not(None)
-        )
-    rows = session.execute(
-        measured.select_from(Decision)
-        .join(ReviewTask, ReviewTask.decision_id == Decision.id)
-        .join(Inspection, Inspection.id == Decision.inspection_id)
-        .where(_during(experiment), Inspection.arm.is_not(None))
-    ).all()
+        measured = decided.add_columns(same, literal(1)).where(Decision.model_verdict.is_not(None))
+    rows = session.execute(measured).all()
     audited = 1.0 / audit_rate if audit_rate > 0 else 1.0
     evidence: dict[str, list[ab.ItemEvidence]] = {name: [] for name in ARMS}
     for arm, is_audit, agreed_units, units in rows:
