@@ -81,7 +81,9 @@ def check(
         note="",
     )
     if decision.retrain:
-        note, row.training_run_id = _start_if_free(session, settings, store, now)
+        note, row.training_run_id = _start_if_free(
+            session, settings, store, now, data.new_verified_samples
+        )
         row.note, row.note_code = note, note.code()
     session.add(row)
     session.flush()
@@ -99,7 +101,7 @@ def recent_checks(
 
 
 def _start_if_free(
-    session: Session, settings: Settings, store: ObjectStore, now: datetime
+    session: Session, settings: Settings, store: ObjectStore, now: datetime, new_samples: int
 ) -> tuple[Problem, int | None]:
     """What the check did about a trigger that fired, and the run it started."""
     # A classifier run (an evaluation, or a tuning: app.learning.tuning_trigger) does not
@@ -109,6 +111,12 @@ def _start_if_free(
     last = runs.latest_run(session=session, kind="detector", refused=False)
     if (cooling := cooling_down(last, settings, now)) is not None:
         return cooling, None
+    # Until a run has trained, every verified sample is new: below what a run needs, it
+    # would be refused at once, its snapshot written for nothing, at every check.
+    have, need = new_samples, settings.retrain_min_samples
+    if have < need and _last_trained_decision(session) is None:
+        return Problem(f"waiting for samples: {have} verified, a run needs {need}",
+                       "trigger_note.too_few_samples", have=have, need=need), None  # fmt: skip
     return start_note(
         lambda: runs.start_run(
             session=session, store=store, settings=settings, trigger="beat", now=now

@@ -130,21 +130,30 @@ def test_new_samples_count_from_the_last_successful_snapshot_and_beat_cools_down
     assert started.training_run_id is not None and started.training_run_id != run.id
 
 
-def test_a_refused_run_does_not_start_the_cooldown(committed_db, site):
-    """At a new site the disagreement fires within the first hour, on too few samples to
-    train: that run is refused at once, and must not hold the first real retraining back
-    for a whole cooldown once the samples are there."""
+def test_a_new_site_waits_for_samples_and_a_refused_run_does_not_start_the_cooldown(
+    committed_db, site
+):
+    """At a new site the disagreement fires within the first hour, on a handful of
+    samples. The check waits for enough without starting (and refusing) a run each time;
+    a run refused anyway (its training split too small) trained nothing, so it must not
+    hold the first real retraining back for a whole cooldown."""
     settings, store = site
-    # Every sample trains (no validation share): 11 verified items, one short of 12.
-    settings = settings.model_copy(update={"retrain_min_samples": 12, "retrain_val_share": 0})
-    seed_reviews(committed_db, store)
-    first = trigger.check(session=committed_db, settings=settings, store=store)
+    seed_reviews(committed_db, store)  # 11 verified samples
+    short = settings.model_copy(update={"retrain_min_samples": 12})
+    waiting = trigger.check(session=committed_db, settings=short, store=store)
     committed_db.commit()
-    refused = committed_db.get(TrainingRun, first.training_run_id)
-    assert refused.status == "refused"
+    assert waiting.fired and waiting.training_run_id is None
+    assert waiting.note == "waiting for samples: 11 verified, a run needs 12"
+    assert waiting.note_code == {"key": "trigger_note.too_few_samples",
+                                 "params": {"have": 11, "need": 12}}  # fmt: skip
+    assert committed_db.scalar(select(func.count()).select_from(TrainingRun)) == 0
 
-    seed_item(committed_db, store, make_dataset(1, seed=12, size=64)[0], make_user(committed_db))
+    # Enough in all, too few once the validation share is set aside: refused at once.
+    split = settings.model_copy(update={"retrain_min_samples": 11, "retrain_val_share": 0.3})
+    first = trigger.check(session=committed_db, settings=split, store=store)
     committed_db.commit()
+    assert committed_db.get(TrainingRun, first.training_run_id).status == "refused"
+
     second = trigger.check(session=committed_db, settings=settings, store=store)
     committed_db.commit()
     assert "cooling down" not in second.note, second.note
