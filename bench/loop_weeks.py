@@ -1,6 +1,6 @@
 """Does the loop improve itself? Days of a simulated site whose detector starts untrained.
 
-    python bench/loop_weeks.py [--days 10] [--items-per-day 100] [--speed 288]
+    python bench/loop_weeks.py [--days 10] [--items-per-day 200] [--speed 288]
                                [--steps 1200] [--gate-map50 0.5] [--dir /tmp/loupe-loop]
 
 `loupe simulate --own-stack` on a Loupe of its own, through its public interfaces only,
@@ -52,12 +52,14 @@ LOUPE = str(Path(sys.executable).parent / "loupe")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=10)
-    parser.add_argument("--items-per-day", type=int, default=100)
+    parser.add_argument("--items-per-day", type=int, default=200)
     parser.add_argument("--stations", type=int, default=2)
     parser.add_argument("--inspectors", type=int, default=3)
     parser.add_argument("--defect-rate", type=float, default=0.3)
     parser.add_argument("--speed", type=float, default=288.0, help="a day is 300 s")
     parser.add_argument("--steps", type=int, default=1200, help="each retraining's steps")
+    parser.add_argument("--min-samples", type=int, default=60,
+                        help="samples a retraining needs, and new ones to fire")  # fmt: skip
     parser.add_argument("--gate-map50", type=float, default=0.5)
     parser.add_argument("--gate-precision", type=float, default=0.3,
                         help="at the site's detector threshold, 0.25")  # fmt: skip
@@ -80,9 +82,11 @@ def main() -> None:
         "LOUPE_GATE_MIN_MAP50": str(args.gate_map50),
         "LOUPE_GATE_MIN_PRECISION": str(args.gate_precision),
         "LOUPE_EXPERIMENT_SHARE": "0.5",
-        # No run on less than a day's garments (the trigger's disagreement fires within
-        # the first simulated hour, on a handful).
-        "LOUPE_RETRAIN_MIN_SAMPLES": str(args.items_per_day),
+        # People see about a third of the garments (the defective ones and the boxes on
+        # good ones): retrain on a day's reviews, judge an experiment on half a day's.
+        "LOUPE_RETRAIN_MIN_SAMPLES": str(args.min_samples),
+        "LOUPE_RETRAIN_MIN_NEW_SAMPLES": str(args.min_samples),
+        "LOUPE_EXPERIMENT_MIN_SAMPLES": str(max(10, args.min_samples // 2)),
     }
     stack, table = args.dir / "stack", args.dir / "days.csv"
     command = [
