@@ -1,4 +1,4 @@
-"""Does the loop improve itself? Days of a simulated site whose detector starts untrained.
+"""Does the loop improve itself? Days of a simulated site whose detector starts weak.
 
     python bench/loop_weeks.py [--days 10] [--items-per-day 200] [--speed 288]
                                [--steps 1200] [--gate-map50 0.5] [--dir /tmp/loupe-loop]
@@ -20,7 +20,11 @@ here, and why:
   probabilities keep every region's confidence low, and at 0.70 every garment would pass
   as a likely false alarm, so people would see nothing to learn from. At 0 every garment
   with a box goes to people and one without passes; what the loop can win is the
-  detector learning to leave the good garments alone.
+  detector finding the defects it missed (escapes) and leaving the good garments alone
+  (human work).
+- Retraining fires on `--min-samples` new verified samples (people see about a third of
+  the garments, so about a day's reviews) and needs as many in all; an experiment is
+  judged on half as many decided items per arm.
 - The gate wants mAP50 `--gate-map50` and precision `--gate-precision` (measured at the
   detector threshold 0.25, where the starting model has 0.2; the site defaults 0.85 and
   0.80 are out of a tiny model's reach in a CPU retrain), then the A/B test decides:
@@ -28,7 +32,7 @@ here, and why:
   judged within a day.
 
 It prints the field report's daily table (as `loupe simulate` does, also written to
-DIR/days.csv), the model versions with their gates, and the experiments. The stack's own
+DIR/days.csv) and the model versions with their gates and aliases. The stack's own
 log goes to DIR/stack.log. Takes about `--days` x 86400 / `--speed` seconds plus the
 stack's start, the starting detector's training and the backlog's drain (about an hour
 with the defaults).
