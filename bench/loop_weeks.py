@@ -14,7 +14,7 @@ inspectors teach it is what it has never seen. What is set here, and why:
 
 - The detector serves and trains at 256 px (the tiny model's processor is saved so), where
   bench/train_detector.py measured that it learns on a CPU in minutes; retraining runs
-  `--steps` steps at batch 8 and lr 5e-4 (that bench's settings) instead of the
+  `--steps` steps at batch 8 and lr `--lr` (that bench's 5e-4) instead of the
   simulation's default 60, which teach it nothing. Each retraining starts from the
   champion, so what the site learns adds up only through promotions.
 - The review band's low end is 0 (`LOUPE_THRESHOLD_LOW`): the random classifier's type
@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--defect-rate", type=float, default=0.3)
     parser.add_argument("--speed", type=float, default=288.0, help="a day is 300 s")
     parser.add_argument("--steps", type=int, default=600, help="each retraining's steps")
+    parser.add_argument("--lr", type=float, default=5e-4,
+                        help="retraining's learning rate (the site default is 1e-4)")  # fmt: skip
     parser.add_argument("--min-samples", type=int, default=60,
                         help="samples a retraining needs, and new ones to fire")  # fmt: skip
     parser.add_argument("--gate-map50", type=float, default=0.3)
@@ -87,7 +89,7 @@ def main() -> None:
         "LOUPE_THRESHOLD_LOW": "0.0",
         "LOUPE_RETRAIN_STEPS": str(args.steps),
         "LOUPE_RETRAIN_BATCH_SIZE": "8",
-        "LOUPE_RETRAIN_LR": "5e-4",
+        "LOUPE_RETRAIN_LR": str(args.lr),
         "LOUPE_GATE_MIN_MAP50": str(args.gate_map50),
         "LOUPE_GATE_MIN_PRECISION": str(args.gate_precision),
         "LOUPE_EXPERIMENT_SHARE": "0.5",
