@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.auth.tables import AuditEvent
 from app.db import utcnow
+from app.policy import ab
 from app.policy.ab import AbRules
 from app.registry import experiments, service
 from app.registry.serving import serving_plan
@@ -115,7 +116,7 @@ def test_a_detector_challenger_is_judged_on_its_boxes_with_audits_weighed_up(db_
     kim = make_user(db_session)
     for i in range(30):
         when = start + timedelta(minutes=i + 1)
-        decide_in_arm(db_session, kim, "champion", i % 5 != 0, when)  # 24 of 30 boxes kept
+        decide_in_arm(db_session, kim, "champion", i % 2 == 0, when)  # 15 of 30 boxes kept
         decide_in_arm(db_session, kim, "challenger", True, when)  # every box it showed kept
     # Two audits of its automatic passes: each found a box of nothing (as a pass that
     # ignored a false alarm would). At 2 % audits each stands for 50 items.
@@ -125,7 +126,7 @@ def test_a_detector_challenger_is_judged_on_its_boxes_with_audits_weighed_up(db_
     rules = AbRules(min_samples_per_arm=30, duration_days=7, audit_rate=0.02)
 
     regions = experiments.arm_agreement(db_session, experiment, audit_rate=0.02)
-    assert (regions["champion"].agreed, regions["champion"].total) == (24, 30)
+    assert (regions["champion"].agreed, regions["champion"].total) == (15, 30)
     assert (regions["challenger"].agreed, regions["challenger"].total) == (30, 130)
     assert regions["challenger"].items == 32
     outcome = experiments.analyse(session=db_session, rules=rules, auto_promote=True)
@@ -135,6 +136,8 @@ def test_a_detector_challenger_is_judged_on_its_boxes_with_audits_weighed_up(db_
     # Unweighted (as if audits were a census), the same boxes would have promoted it.
     unweighted = experiments.arm_agreement(db_session, experiment, audit_rate=1.0)
     assert (unweighted["challenger"].agreed, unweighted["challenger"].total) == (30, 32)
+    as_census = ab.analyse(unweighted["champion"], unweighted["challenger"], 2.0, rules)
+    assert as_census.decision == "promote", as_census.reason
 
 
 def test_a_classifier_challenger_is_judged_on_the_verdicts_it_proposed(db_session, registry):
