@@ -42,15 +42,16 @@ from app.storage import ObjectStore
 UNJUDGED = "unknown"
 
 
-def measure(*, session: Session, window: timedelta, now: datetime) -> TriggerInput:
-    """The trigger's inputs, aggregated in SQL."""
+def measure(
+    *, session: Session, window: timedelta, now: datetime, trained_until: int | None
+) -> TriggerInput:
+    """The trigger's inputs, aggregated in SQL; new samples are those decided after
+    `trained_until` (the last trained snapshot's newest decision; None: never trained)."""
     since = now - window
     reviewed, disagreements = _disagreement(session, since)
     precision, support = _class_precision(session, since)
     return TriggerInput(
-        new_verified_samples=count_new_samples(
-            session=session, after_decision_id=_last_trained_decision(session)
-        ),
+        new_verified_samples=count_new_samples(session=session, after_decision_id=trained_until),
         reviewed=reviewed,
         disagreements=disagreements,
         class_precision=precision,
@@ -64,7 +65,8 @@ def check(
     """Measure, decide, record, and start a run if the trigger fired (not committed)."""
     now = now or utcnow()
     window = trigger_window(settings)
-    data = measure(session=session, window=window, now=now)
+    trained_until = _last_trained_decision(session)
+    data = measure(session=session, window=window, now=now, trained_until=trained_until)
     decision = should_retrain(data, trigger_rules(settings))
     row = TriggerCheck(
         checked_at=now,
@@ -81,9 +83,9 @@ def check(
         note="",
     )
     if decision.retrain:
-        note, row.training_run_id = _start_if_free(
-            session, settings, store, now, data.new_verified_samples
-        )
+        # Until a run has trained, every verified sample is new.
+        samples = data.new_verified_samples if trained_until is None else None
+        note, row.training_run_id = _start_if_free(session, settings, store, now, samples)
         row.note, row.note_code = note, note.code()
     session.add(row)
     session.flush()
@@ -101,9 +103,12 @@ def recent_checks(
 
 
 def _start_if_free(
-    session: Session, settings: Settings, store: ObjectStore, now: datetime, new_samples: int
-) -> tuple[Problem, int | None]:
-    """What the check did about a trigger that fired, and the run it started."""
+    session: Session, settings: Settings, store: ObjectStore, now: datetime,
+    never_trained_samples: int | None,
+) -> tuple[Problem, int | None]:  # fmt: skip
+    """What the check did about a trigger that fired, and the run it started.
+    `never_trained_samples`: the verified samples of a site where no run has trained yet
+    (None once one has)."""
     # A classifier run (an evaluation, or a tuning: app.learning.tuning_trigger) does not
     # delay the detector's retraining.
     # A run refused for too few samples trained nothing: the cooldown (disagreement stays
@@ -111,10 +116,10 @@ def _start_if_free(
     last = runs.latest_run(session=session, kind="detector", refused=False)
     if (cooling := cooling_down(last, settings, now)) is not None:
         return cooling, None
-    # Until a run has trained, every verified sample is new: below what a run needs, it
-    # would be refused at once, its snapshot written for nothing, at every check.
-    have, need = new_samples, settings.retrain_min_samples
-    if have < need and _last_trained_decision(session) is None:
+    # Below what a run needs, it would be refused at once, its snapshot written for
+    # nothing, at every check.
+    have, need = never_trained_samples, settings.retrain_min_samples
+    if have is not None and have < need:
         return Problem(f"waiting for samples: {have} verified, a run needs {need}",
                        "trigger_note.too_few_samples", have=have, need=need), None  # fmt: skip
     return start_note(
